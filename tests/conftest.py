@@ -1,0 +1,204 @@
+"""Fixtures: a fresh migrated database per test (SQLite always; PostgreSQL too when
+EBID_TEST_DATABASE_URL is set), an app with a settable clock, and logged-in users.
+
+Databases are cloned from a template migrated once per run: a file copy on SQLite,
+CREATE DATABASE ... TEMPLATE on PostgreSQL.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from core.clock import FixedClock
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+PG_URL = os.environ.get("EBID_TEST_DATABASE_URL")
+T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)  # Monday 09:00 in Asia/Shanghai
+
+from trading import accounts as _accounts  # noqa: E402
+
+_accounts.use_fast_password_hashing_for_tests()
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared; the test skips with a clear message when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not found: ../shared must sit beside the repository for this test")
+    return path
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        backends = ["sqlite"] + (["postgresql"] if PG_URL else [])
+        metafunc.parametrize("backend", backends, scope="function")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "backend" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from core.migrate import upgrade
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    sa.create_engine(f"sqlite:///{path}").dispose()
+    return path
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str | None]:
+    if not PG_URL:
+        yield None
+        return
+    from core.migrate import upgrade
+    name = f"ebid_tpl_{os.getpid()}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield name
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, sqlite_template: Path,
+                 pg_template: str | None) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    if backend == "sqlite":
+        target = tmp_path / "ebid.sqlite3"
+        shutil.copyfile(sqlite_template, target)
+        yield f"sqlite:///{target}"
+        return
+    assert PG_URL and pg_template
+    name = f"ebid_t_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
+    yield sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(T0)
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path, clock: FixedClock) -> Iterator[Any]:
+    from core.db import db
+    from wsgi import create_app
+    app = create_app({
+        "EBID_DATABASE_URL": database_url,
+        "EBID_INSTANCE_PATH": str(tmp_path / "instance"),
+        "EBID_TESTING": True,
+        "EBID_CLOCK_OBJECT": clock,
+    })
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+@dataclass
+class Party:
+    """A logged-in user for tests."""
+
+    username: str
+    password: str
+    roles: tuple[str, ...]
+    org: str | None
+    token: str
+    user_id: int
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class World:
+    """Builds organisations and users through the real services, and logs them in."""
+
+    def __init__(self, app: Any, client: Any) -> None:
+        self.app, self.client = app, client
+        self.parties: dict[str, Party] = {}
+
+    def org(self, code: str, kind: str, **kwargs: Any) -> str:
+        from core.actor import SYSTEM
+        from core.db import db
+        from core.runtime import runtime
+        from trading.accounts import create_organisation
+        from trading.models import Organisation
+        with self.app.app_context():
+            if db.session.execute(sa.select(Organisation.id).where(Organisation.code == code)).first() is None:
+                create_organisation(db.session, SYSTEM, runtime().clock.now(), code=code,
+                                    name=kwargs.pop("name", code), kind=kind, **kwargs)
+                db.session.commit()
+        return code
+
+    def user(self, username: str, *roles: str, org: str | None = None) -> Party:
+        from core.actor import SYSTEM
+        from core.db import db
+        from core.runtime import runtime
+        from trading.accounts import create_user
+        password = f"pw-{username}-123456"
+        with self.app.app_context():
+            user = create_user(db.session, SYSTEM, runtime().clock.now(), username=username,
+                               password=password, roles=roles, org_code=org)
+            db.session.commit()
+            user_id = user.id
+        resp = self.client.post("/api/v1/auth/token", json={"username": username, "password": password})
+        assert resp.status_code == 200, resp.get_json()
+        party = Party(username, password, roles, org, resp.get_json()["data"]["access_token"], user_id)
+        self.parties[username] = party
+        return party
+
+    def standard(self) -> dict[str, Party]:
+        """One user per role, with their organisations."""
+        self.org("TENDEREE1", "tenderee", region="430426")
+        self.org("AGENT1", "agent", region="430426")
+        self.org("SUPERVISION1", "supervisory_body", region="430426")
+        self.org("BIDDER1", "bidder", legal_representative="张一")
+        self.org("BIDDER2", "bidder", legal_representative="李二")
+        return {
+            "admin": self.user("admin1", "admin"),
+            "agent": self.user("agent1", "agent", org="AGENT1"),
+            "tenderee": self.user("tenderee1", "tenderee", org="TENDEREE1"),
+            "supervisor": self.user("supervisor1", "supervisor", org="SUPERVISION1"),
+            "bidder": self.user("bidder1", "bidder", org="BIDDER1"),
+            "bidder2": self.user("bidder2", "bidder", org="BIDDER2"),
+            "expert": self.user("expert1", "expert"),
+            "custodian": self.user("custodian1", "custodian", org="AGENT1"),
+        }
+
+
+@pytest.fixture
+def world(app: Any, client: Any) -> World:
+    return World(app, client)
