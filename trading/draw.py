@@ -481,8 +481,12 @@ def run_draw(seed_bytes: bytes, eligible: Sequence[Sequence[str]], counts: Seque
     for index in range(last):
         if len(eligible[index]) < counts[index]:
             raise shortage(index, len(eligible[index]))
-    if not allow_fewer_alternates and len(eligible[last]) - sum(counts[:last]) < counts[last]:
-        raise shortage(last, max(0, len(eligible[last]) - sum(counts[:last])))
+    # Once every group is filled, exactly len(union) - sum(group counts) candidates are
+    # left for the alternates, whatever was picked. A negative figure means some group
+    # must run short, and the draw below names it.
+    spare = len(eligible[last]) - sum(counts[:last])
+    if not allow_fewer_alternates and 0 <= spare < counts[last]:
+        raise shortage(last, spare)
 
     stream = RandomStream(seed_bytes)
     picked: set[str] = set()
