@@ -226,12 +226,16 @@ def _parse_body(text: str) -> Checkpoint:
     return Checkpoint(origin=origin, size=int(size_text), root=root)
 
 
-def parse_and_verify_checkpoint(note_text: str | bytes, verifier_key_line: str) -> Checkpoint:
-    """Verify a checkpoint note against a verifier key line and return (origin, size, root).
+def parse_and_verify_checkpoint(
+    note_text: str | bytes, verifier_key_line: str | VerifierKey
+) -> Checkpoint:
+    """Verify a checkpoint note against a verifier key (line or parsed); return the checkpoint.
 
     Strict: raises NoteError on any deviation from PROTOCOL §7.
     """
-    key = parse_verifier_key(verifier_key_line)
+    key = verifier_key_line
+    if not isinstance(key, VerifierKey):
+        key = parse_verifier_key(key)
     checkpoint = _parse_body(open_note(note_text, key))
     if checkpoint.origin != key.name:
         raise NoteError("wrong_origin", f"origin {checkpoint.origin!r} is not {key.name!r}")
