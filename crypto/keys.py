@@ -129,4 +129,5 @@ def load_public_raw(kind: KeyKind, raw: bytes) -> PublicKey:
 
 def load_public_key_b64(kind: KeyKind, text: str) -> PublicKey:
     """A public key object from base64 of its raw 32 bytes (as in policies and registries)."""
+    _check_kind(kind)
     return load_public_raw(kind, b64decode(text, f"{kind} public key", length=32))
