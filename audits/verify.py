@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from audits.entries import EntryError, parse_entry
 from audits.merkle import EMPTY_ROOT, Frontier, leaf_hash
@@ -62,7 +62,7 @@ class Problem:
 class Report:
     """The outcome of verify_export."""
 
-    verdict: str = "valid"  # "valid" | "invalid" | "unusable"
+    verdict: Literal["valid", "invalid", "unusable"] = "valid"
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     omitted_problems: int = 0
@@ -126,13 +126,20 @@ class _Unusable(Exception):
         self.code, self.message = code, message
 
 
-def _read_text(path: Path, what: str) -> str:
+def _read_bytes(path: Path, what: str) -> bytes:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except FileNotFoundError:
         raise _Unusable("missing_file", f"{what} not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise _Unusable("unreadable_file", f"cannot read {what} {path}: {exc}") from None
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return _read_bytes(path, what).decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Unusable("unreadable_file", f"{what} {path} is not UTF-8 text") from None
 
 
 def _load_log_key(directory: Path, log_key: Path | None, report: Report) -> VerifierKey:
@@ -149,11 +156,12 @@ def _load_log_key(directory: Path, log_key: Path | None, report: Report) -> Veri
 
 def _checkpoint(path: Path, key: VerifierKey, pinned: bool, report: Report) -> _Signed | None:
     """Verify one checkpoint note; record a problem and return None when it fails."""
-    text = _read_text(path, "checkpoint")
+    note = _read_bytes(path, "checkpoint")  # not UTF-8 is a bad note, not unusable input
     try:
-        cp = parse_and_verify_checkpoint(text, key)
+        cp = parse_and_verify_checkpoint(note, key)
     except NoteError as exc:
-        code = "bad_checkpoint_signature" if exc.code in ("bad_signature", "unknown_key") else "bad_checkpoint"
+        signature = exc.code in ("bad_signature", "unknown_key")
+        code = "bad_checkpoint_signature" if signature else "bad_checkpoint"
         report.add(code, f"{path.name}: {exc.message}")
         return None
     if not pinned and path.name != f"{cp.size}.txt":
@@ -194,10 +202,10 @@ def _load_checkpoints(
 
 def _load_receipt(path: Path, directory: Path, report: Report) -> _Receipt | None:
     """Verify a receipt envelope with its key from the export; None when it fails."""
-    text = _read_text(Path(path), "receipt")
+    data = _read_bytes(Path(path), "receipt")
     name = Path(path).name
     try:
-        envelope = loads_strict(text)
+        envelope = loads_strict(data)
         kid = envelope_kid(envelope, "receipt")
     except CryptoError as exc:
         report.add("bad_receipt", f"{name}: {exc.message}")
@@ -228,14 +236,16 @@ def _parse_line(line: bytes, position: int, report: Report) -> bytes | None:
     """Return the entry bytes of one entries.jsonl line, or None (problem recorded)."""
     try:
         item: Any = loads_strict(line.rstrip(b"\n"))
-        if not isinstance(item, dict) or set(item) != {"index", "leaf"}:
+        if (not isinstance(item, dict) or set(item) != {"index", "leaf"}
+                or isinstance(item["index"], bool) or not isinstance(item["index"], int)):
             raise CryptoError("bad_canonical_json", 'a line is {"index": i, "leaf": base64}')
         entry = b64decode(item["leaf"], "leaf")
     except CryptoError as exc:
         report.add("bad_entries_line", f"line {position + 1}: {exc.message}")
         return None
-    if item["index"] != position:
-        report.add("index_gap", f"line {position + 1} has index {item['index']}, expected {position}")
+    index = item["index"]
+    if index != position:
+        report.add("index_gap", f"line {position + 1} has index {index!r}, expected {position}")
     return entry
 
 

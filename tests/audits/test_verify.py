@@ -88,12 +88,20 @@ def test_reordered_rows_with_renumbered_lines(export_builder) -> None:
 @pytest.mark.parametrize(
     "line",
     [b"not json\n", b'{"index":20}\n', b'{"index":20,"leaf":"AAA"}\n',
-     b'{"index":20,"leaf":"AA==","x":1}\n', b'{"index":20,"index":20,"leaf":"AA=="}\n', b"\n"],
+     b'{"index":20,"leaf":"AA==","x":1}\n', b'{"index":"20","leaf":"AA=="}\n',
+     b'{"index":20,"index":20,"leaf":"AA=="}\n', b"\n"],
 )
 def test_malformed_lines(good: Path, line: bytes) -> None:
     _write_lines(good, _lines(good) + [line])
     report = verify_export(good, [], [])
     assert report.verdict == "invalid" and "bad_entries_line" in _codes(report)
+
+
+def test_boolean_index_is_refused(good: Path) -> None:
+    lines = _lines(good)
+    lines[1] = lines[1].replace(b'"index":1,', b'"index":true,')
+    _write_lines(good, lines)
+    assert "bad_entries_line" in _codes(verify_export(good, [], []))
 
 
 def test_non_canonical_entry_is_refused_even_when_signed(export_builder) -> None:
@@ -120,6 +128,11 @@ def test_checkpoint_with_a_flipped_root(good: Path) -> None:
     flipped = ("B" if root[0] == "A" else "A") + root[1:]
     path.write_text(f"{origin}\n{size}\n{flipped}\n\n{signatures}")
     assert "bad_checkpoint_signature" in _codes(verify_export(good, [], []))
+
+
+def test_checkpoint_that_is_not_text(good: Path) -> None:
+    (good / "checkpoints" / "13.txt").write_bytes(b"\xff\xfe")
+    assert _codes(verify_export(good, [], [])) == {"bad_checkpoint"}
 
 
 def test_checkpoint_under_the_wrong_name(good: Path) -> None:
@@ -188,11 +201,14 @@ def test_receipts(export_builder, good: Path) -> None:
     envelope["receipt"]["log_index"] = 13
     edited.write_text(json.dumps(envelope))
     garbage = export_builder.note_file("garbage.json", "{")
-    report = verify_export(good, [], [ok, beyond, not_a_submission, forged, edited, garbage])
-    assert report.verdict == "invalid" and report.receipts == 6
+    not_utf8 = export_builder.note_file("latin1.json", "")
+    not_utf8.write_bytes(b"\xff{}")
+    given = [ok, beyond, not_a_submission, forged, edited, garbage, not_utf8]
+    report = verify_export(good, [], given)
+    assert report.verdict == "invalid" and report.receipts == 7
     assert sorted(p.code for p in report.problems) == sorted([
         "receipt_not_in_log", "receipt_entry_mismatch", "unknown_receipt_key",
-        "bad_receipt_signature", "bad_receipt"])
+        "bad_receipt_signature", "bad_receipt", "bad_receipt"])
 
 
 def test_receipt_at_a_hidden_submission_is_valid(export_builder, good: Path) -> None:
@@ -249,9 +265,8 @@ def test_streaming_a_longer_log(export_builder) -> None:
     assert seen == [1024, 2048, 3000]
 
 
-def test_module_is_pure() -> None:
-    import audits.verify as module
-
-    source = Path(module.__file__).read_text()
-    for banned in ("flask", "sqlalchemy", "import time", "datetime.now"):
-        assert banned not in source
+@pytest.mark.parametrize("name", ["merkle", "notes", "entries", "verify", "offline_cli"])
+def test_modules_are_pure(name: str) -> None:
+    source = (Path(__file__).resolve().parents[2] / "audits" / f"{name}.py").read_text()
+    for banned in ("flask", "sqlalchemy", "import time", ".now(", "utcnow", "core."):
+        assert banned not in source, f"{name}.py mentions {banned}"
