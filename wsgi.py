@@ -84,8 +84,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
+_HOOK_INSTALLED = False
+
+
 def _install_checkpoint_hook(app: Flask) -> None:
-    """Sign a checkpoint before any transaction that appended to the log commits."""
+    """Sign a checkpoint before any transaction that appended to the log commits.
+
+    The listener is on flask-sqlalchemy's session class, shared by every app in the
+    process, so it is installed once and signs with the keys of the app in context.
+    """
+    global _HOOK_INSTALLED
+    if _HOOK_INSTALLED:
+        return
+    from flask import current_app
+
     from audits import log as audit_log
 
     with app.app_context():
@@ -95,7 +107,7 @@ def _install_checkpoint_hook(app: Flask) -> None:
     def _checkpoint(session: Any) -> None:
         if not audit_log.needs_checkpoint(session):
             return
-        rt = app.extensions["ebid"]
+        rt = current_app.extensions["ebid"]
         now = session.info.get("ebid_now") or rt.clock.now()
         audit_log.issue_checkpoint(session, origin=rt.log_origin, log_key=rt.keys.log_key, now=now)
         audit_log.mark_checkpointed(session)
@@ -103,6 +115,8 @@ def _install_checkpoint_hook(app: Flask) -> None:
     @event.listens_for(session_cls, "after_rollback")
     def _forget(session: Any) -> None:
         audit_log.mark_checkpointed(session)
+
+    _HOOK_INSTALLED = True
 
 
 def _register_blueprints(app: Flask) -> None:

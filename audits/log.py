@@ -106,6 +106,7 @@ def append(session: Session, *, now: datetime, actor: str, action: str, subject:
     head.size = index + 1
     session.flush()
     session.info[_DIRTY] = True
+    session.info["ebid_now"] = now  # the checkpoint signed at commit carries this time
     return Appended(index=index, entry=entry, detail_sha256=detail_sha256, salt=salt)
 
 
@@ -135,6 +136,7 @@ def needs_checkpoint(session: Session) -> bool:
 
 def mark_checkpointed(session: Session) -> None:
     session.info.pop(_DIRTY, None)
+    session.info.pop("ebid_now", None)
 
 
 def latest_checkpoint(session: Session) -> Checkpoint | None:
