@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from dataclasses import dataclass
 
 
@@ -84,3 +85,47 @@ def seal_bid(plaintext: bytes, policy_bytes: bytes, bidder_x25519_raw: bytes | N
                              result.ciphertext_sha256, result.size, result.commitment, sealed_shares,
                              os.urandom(16), None)
     return SealedBid(out.getvalue(), header, h, result, bid_key, manifest, plaintexts)
+
+
+# --- sealed files at a tiny segment size ---------------------------------------------------
+
+SEG = 16
+CUSTODIANS = [{"i": 1, "kid": "0123456789abcdef"}, {"i": 2, "kid": "fedcba9876543210"}]
+
+
+def make_header(segment_size: int = SEG, **overrides) -> bytes:
+    args = dict(tender="T-1", lot="L1", bidder="B1", file="proposal.pdf", policy_sha256="ab" * 32, threshold=2,
+                custodians=CUSTODIANS, nonce_prefix=os.urandom(8), created="2026-05-01T09:30:00.000Z")
+    args.update(overrides)
+    return sealed.build_header(segment_size=segment_size, **args)
+
+
+def seal(plaintext: bytes, segment_size: int = SEG, header: bytes | None = None, key: bytes | None = None):
+    header = header or make_header(segment_size)
+    key = key or os.urandom(32)
+    out = io.BytesIO()
+    result = sealed.seal_stream(io.BytesIO(plaintext), out, header, key, segment_size=segment_size)
+    return out.getvalue(), result, key
+
+
+def unseal(data: bytes, key: bytes, segment_size: int = SEG, **kwargs) -> bytes:
+    out = io.BytesIO()
+    sealed.open_stream(io.BytesIO(data), out, key, segment_size=segment_size, **kwargs)
+    return out.getvalue()
+
+
+def frames(data: bytes) -> tuple[bytes, list[bytes]]:
+    """Split a sealed file into its header and segment ciphertexts."""
+    assert data[:6] == b"EBID1\n"
+    (hlen,) = struct.unpack(">I", data[6:10])
+    header, pos, segments = data[10:10 + hlen], 10 + hlen, []
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        segments.append(data[pos + 4:pos + 4 + length])
+        pos += 4 + length
+    return header, segments
+
+
+def assemble(header: bytes, segments: list[bytes]) -> bytes:
+    return (b"EBID1\n" + struct.pack(">I", len(header)) + header
+            + b"".join(struct.pack(">I", len(s)) + s for s in segments))

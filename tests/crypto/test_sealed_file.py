@@ -1,6 +1,7 @@
 """The sealed file of PROTOCOL §3: round trips, an independent re-implementation, tampering."""
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import struct
@@ -14,30 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from crypto import sealed
 from crypto.canonical import b64decode, canonical_json, parse_canonical, sha256_hex
 from crypto.errors import CryptoError
-
-SEG = 16
-CUSTODIANS = [{"i": 1, "kid": "0123456789abcdef"}, {"i": 2, "kid": "fedcba9876543210"}]
-
-
-def make_header(segment_size: int = SEG, **overrides) -> bytes:
-    args = dict(tender="T-1", lot="L1", bidder="B1", file="proposal.pdf", policy_sha256="ab" * 32, threshold=2,
-                custodians=CUSTODIANS, nonce_prefix=os.urandom(8), created="2026-05-01T09:30:00.000Z")
-    args.update(overrides)
-    return sealed.build_header(segment_size=segment_size, **args)
-
-
-def seal(plaintext: bytes, segment_size: int = SEG, header: bytes | None = None, key: bytes | None = None):
-    header = header or make_header(segment_size)
-    key = key or os.urandom(32)
-    out = io.BytesIO()
-    result = sealed.seal_stream(io.BytesIO(plaintext), out, header, key, segment_size=segment_size)
-    return out.getvalue(), result, key
-
-
-def unseal(data: bytes, key: bytes, segment_size: int = SEG, **kwargs) -> bytes:
-    out = io.BytesIO()
-    sealed.open_stream(io.BytesIO(data), out, key, segment_size=segment_size, **kwargs)
-    return out.getvalue()
+from crypto_testkit import SEG, assemble, frames, make_header, seal, unseal
 
 
 def open_code(data: bytes, key: bytes, segment_size: int = SEG, **kwargs) -> str:
@@ -53,7 +31,7 @@ def spec_hkdf(key: bytes, label: bytes, h: bytes) -> bytes:
 
 
 def spec_seal(plaintext: bytes, header: bytes, key: bytes, segment_size: int, last_flags=None) -> bytes:
-    h = __import__("hashlib").sha256(header).digest()
+    h = hashlib.sha256(header).digest()
     enc_key = spec_hkdf(key, b"ebid/v1 enc", h)
     prefix = b64decode(parse_canonical(header)["nonce_prefix"])
     chunks = [plaintext[i:i + segment_size] for i in range(0, len(plaintext), segment_size)] or [b""]
@@ -64,23 +42,6 @@ def spec_seal(plaintext: bytes, header: bytes, key: bytes, segment_size: int, la
                                      h + struct.pack(">I", c) + (b"\x01" if last else b"\x00"))
         out += struct.pack(">I", len(ct)) + ct
     return out
-
-
-def frames(data: bytes) -> tuple[bytes, list[bytes]]:
-    """Split a sealed file into its header and segment ciphertexts."""
-    assert data[:6] == b"EBID1\n"
-    (hlen,) = struct.unpack(">I", data[6:10])
-    header, pos, segments = data[10:10 + hlen], 10 + hlen, []
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        segments.append(data[pos + 4:pos + 4 + length])
-        pos += 4 + length
-    return header, segments
-
-
-def assemble(header: bytes, segments: list[bytes]) -> bytes:
-    return (b"EBID1\n" + struct.pack(">I", len(header)) + header
-            + b"".join(struct.pack(">I", len(s)) + s for s in segments))
 
 
 # --- round trips ----------------------------------------------------------------------------
