@@ -25,8 +25,11 @@ Decisions this module makes where §8 is silent (each is also in the function's 
   while candidates remain: both rules consume the stream identically up to that point.
 - **When a group is short** is decided at the start of its turn: the number of its eligible
   experts not picked by earlier groups. Within a group every pick removes exactly one of
-  its own candidates, so this is the same as failing at the first empty slot. A list that
-  is too short before any pick is reported before the stream is touched.
+  its own candidates, so this is the same as failing at the first empty slot. Shortages
+  certain whatever the stream says are reported first, before it is touched: a group list
+  shorter than its count, then alternates short although every group could be filled
+  (``len(candidates) - sum(group counts) < alternates``). So the error names the first
+  group a re-runner would find short, or a later one that is short in any case.
 - **A choice among one candidate** still consumes one stream value (§8: "take the next
   value v"), so a re-runner must not skip it.
 - **Request strictness.** ``regions`` and ``exclude`` must be sorted (UTF-8 byte order) and
