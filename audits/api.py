@@ -151,8 +151,9 @@ def consistency(args: dict[str, Any]) -> dict[str, Any]:
     current = log.size(db.session)
     if second > current:
         raise BadRequest(f"second beyond the log size {current}", code="size_beyond_log", size=current)
-    if first > second:
-        raise BadRequest("first must not exceed second", code="bad_range", field="first")
+    if first == 0 or first > second:
+        # No proof relates the empty tree (RFC 9162 verifiers reject one): 1 <= first <= second.
+        raise BadRequest("need 1 <= first <= second", code="bad_range", field="first")
     path = merkle.consistency_proof(first, second, log.DbNodeReader(db.session))
     return {"data": {"first": first, "second": second, "path": [b64encode(p) for p in path]}}
 
