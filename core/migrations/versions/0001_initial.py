@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-22 02:29:29.483912
+Create Date: 2026-11-22 02:35:23.340998
 """
 from alembic import op
 import sqlalchemy as sa
@@ -76,6 +76,14 @@ def upgrade() -> None:
     sa.Column('jti', sa.String(length=64), nullable=False),
     sa.Column('expires_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('jti', name=op.f('pk_revoked_tokens'))
+    )
+    op.create_table('bid_nonces',
+    sa.Column('bidder_org_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('nonce', sa.String(length=24), nullable=False),
+    sa.Column('used_by', sa.String(length=80), nullable=False),
+    sa.Column('used_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['bidder_org_id'], ['organisations.id'], name=op.f('fk_bid_nonces_bidder_org_id_organisations')),
+    sa.PrimaryKeyConstraint('bidder_org_id', 'nonce', name=op.f('pk_bid_nonces'))
     )
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -153,6 +161,132 @@ def upgrade() -> None:
     with op.batch_alter_table('signing_keys', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_signing_keys_user_id'), ['user_id'], unique=False)
 
+    op.create_table('bid_closings',
+    sa.Column('project_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('deadline', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.Column('checkpoint_size', sa.BigInteger(), nullable=False),
+    sa.Column('files', sa.JSON(), nullable=False),
+    sa.Column('closed_by', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_bid_closings_project_id_projects')),
+    sa.PrimaryKeyConstraint('project_id', name=op.f('pk_bid_closings'))
+    )
+    op.create_table('bid_collusion_indicators',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('bidders', sa.JSON(), nullable=False),
+    sa.Column('detail', sa.JSON(), nullable=False),
+    sa.Column('found_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=True),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_bid_collusion_indicators_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_bid_collusion_indicators'))
+    )
+    with op.batch_alter_table('bid_collusion_indicators', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_bid_collusion_indicators_project_id'), ['project_id'], unique=False)
+
+    op.create_table('bid_openings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('started_by_id', sa.Integer(), nullable=True),
+    sa.Column('started_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=True),
+    sa.Column('record', sa.JSON(), nullable=True),
+    sa.Column('record_bytes', sa.LargeBinary(), nullable=True),
+    sa.Column('record_sha256', sa.String(length=64), nullable=True),
+    sa.Column('published_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('record_log_index', sa.BigInteger(), nullable=True),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_bid_openings_project_id_projects')),
+    sa.ForeignKeyConstraint(['started_by_id'], ['users.id'], name=op.f('fk_bid_openings_started_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_bid_openings')),
+    sa.UniqueConstraint('project_id', name=op.f('uq_bid_openings_project_id'))
+    )
+    op.create_table('bid_pending_uploads',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('manifest_sha256', sa.String(length=64), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('bidder_org_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('file', sa.String(length=128), nullable=False),
+    sa.Column('envelope', sa.JSON(), nullable=False),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['bidder_org_id'], ['organisations.id'], name=op.f('fk_bid_pending_uploads_bidder_org_id_organisations')),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_bid_pending_uploads_project_id_projects')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_bid_pending_uploads_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_bid_pending_uploads')),
+    sa.UniqueConstraint('project_id', 'manifest_sha256', name=op.f('uq_bid_pending_uploads_project_id'))
+    )
+    with op.batch_alter_table('bid_pending_uploads', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_bid_pending_uploads_project_id'), ['project_id'], unique=False)
+
+    op.create_table('bid_policies',
+    sa.Column('project_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('raw', sa.LargeBinary(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('threshold', sa.SmallInteger(), nullable=False),
+    sa.Column('n', sa.SmallInteger(), nullable=False),
+    sa.Column('release_window_s', sa.Integer(), nullable=False),
+    sa.Column('mode', sa.String(length=16), nullable=False),
+    sa.Column('set_by_id', sa.Integer(), nullable=False),
+    sa.Column('set_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_bid_policies_project_id_projects')),
+    sa.ForeignKeyConstraint(['set_by_id'], ['users.id'], name=op.f('fk_bid_policies_set_by_id_users')),
+    sa.PrimaryKeyConstraint('project_id', name=op.f('pk_bid_policies'))
+    )
+    with op.batch_alter_table('bid_policies', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_bid_policies_sha256'), ['sha256'], unique=False)
+
+    op.create_table('bid_securities',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('bidder_org_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('amount', core.db.Money(precision=18, scale=2), nullable=False),
+    sa.Column('payer_account', sa.String(length=64), nullable=False),
+    sa.Column('paid_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('settled_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['bidder_org_id'], ['organisations.id'], name=op.f('fk_bid_securities_bidder_org_id_organisations')),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_bid_securities_project_id_projects')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_bid_securities_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_bid_securities'))
+    )
+    with op.batch_alter_table('bid_securities', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_bid_securities_bidder_org_id'), ['bidder_org_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_bid_securities_project_id'), ['project_id'], unique=False)
+
+    op.create_table('bid_withdrawals',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('bidder_org_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('withdrawal_sha256', sa.String(length=64), nullable=False),
+    sa.Column('withdrawal', sa.JSON(), nullable=False),
+    sa.Column('signature', sa.String(length=88), nullable=False),
+    sa.Column('kid', sa.String(length=16), nullable=False),
+    sa.Column('receipts', sa.JSON(), nullable=False),
+    sa.Column('withdrawn_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.Column('detail_salt', sa.LargeBinary(length=32), nullable=False),
+    sa.ForeignKeyConstraint(['bidder_org_id'], ['organisations.id'], name=op.f('fk_bid_withdrawals_bidder_org_id_organisations')),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_bid_withdrawals_project_id_projects')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_bid_withdrawals_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_bid_withdrawals')),
+    sa.UniqueConstraint('withdrawal_sha256', name=op.f('uq_bid_withdrawals_withdrawal_sha256'))
+    )
+    with op.batch_alter_table('bid_withdrawals', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_bid_withdrawals_project_id'), ['project_id'], unique=False)
+
     op.create_table('clarifications',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
@@ -215,11 +349,158 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_notices_project_id'), ['project_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_notices_published_at'), ['published_at'], unique=False)
 
+    op.create_table('bid_opening_objections',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('opening_id', sa.Integer(), nullable=True),
+    sa.Column('raised_by_id', sa.Integer(), nullable=False),
+    sa.Column('bidder_org_id', sa.Integer(), nullable=True),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('raised_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.Column('answer', sa.Text(), nullable=True),
+    sa.Column('answered_by_id', sa.Integer(), nullable=True),
+    sa.Column('answered_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('answer_log_index', sa.BigInteger(), nullable=True),
+    sa.ForeignKeyConstraint(['answered_by_id'], ['users.id'], name=op.f('fk_bid_opening_objections_answered_by_id_users')),
+    sa.ForeignKeyConstraint(['bidder_org_id'], ['organisations.id'], name=op.f('fk_bid_opening_objections_bidder_org_id_organisations')),
+    sa.ForeignKeyConstraint(['opening_id'], ['bid_openings.id'], name=op.f('fk_bid_opening_objections_opening_id_bid_openings')),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_bid_opening_objections_project_id_projects')),
+    sa.ForeignKeyConstraint(['raised_by_id'], ['users.id'], name=op.f('fk_bid_opening_objections_raised_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_bid_opening_objections'))
+    )
+    with op.batch_alter_table('bid_opening_objections', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_bid_opening_objections_project_id'), ['project_id'], unique=False)
+
+    op.create_table('bid_submissions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('bidder_org_id', sa.Integer(), nullable=False),
+    sa.Column('bidder_code', sa.String(length=128), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('file', sa.String(length=128), nullable=False),
+    sa.Column('manifest_sha256', sa.String(length=64), nullable=False),
+    sa.Column('manifest', sa.JSON(), nullable=False),
+    sa.Column('manifest_signature', sa.String(length=88), nullable=False),
+    sa.Column('manifest_kid', sa.String(length=16), nullable=False),
+    sa.Column('header', sa.LargeBinary(), nullable=False),
+    sa.Column('header_sha256', sa.String(length=64), nullable=False),
+    sa.Column('policy_sha256', sa.String(length=64), nullable=False),
+    sa.Column('ciphertext_sha256', sa.String(length=64), nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.Column('commitment', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('nonce', sa.String(length=24), nullable=False),
+    sa.Column('supersedes', sa.String(length=64), nullable=True),
+    sa.Column('received_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.Column('detail_salt', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('receipt', sa.JSON(), nullable=False),
+    sa.Column('client_address', sa.String(length=64), nullable=True),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('superseded_by', sa.String(length=64), nullable=True),
+    sa.Column('withdrawal_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['bidder_org_id'], ['organisations.id'], name=op.f('fk_bid_submissions_bidder_org_id_organisations')),
+    sa.ForeignKeyConstraint(['lot_id'], ['lots.id'], name=op.f('fk_bid_submissions_lot_id_lots')),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_bid_submissions_project_id_projects')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_bid_submissions_user_id_users')),
+    sa.ForeignKeyConstraint(['withdrawal_id'], ['bid_withdrawals.id'], name=op.f('fk_bid_submissions_withdrawal_id_bid_withdrawals')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_bid_submissions')),
+    sa.UniqueConstraint('manifest_sha256', name=op.f('uq_bid_submissions_manifest_sha256'))
+    )
+    with op.batch_alter_table('bid_submissions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_bid_submissions_bidder_org_id'), ['bidder_org_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_bid_submissions_ciphertext_sha256'), ['ciphertext_sha256'], unique=False)
+        batch_op.create_index(batch_op.f('ix_bid_submissions_lot_id'), ['lot_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_bid_submissions_project_id'), ['project_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_bid_submissions_state'), ['state'], unique=False)
+        batch_op.create_index('uq_bid_submissions_live_file', ['project_id', 'lot_code', 'bidder_org_id', 'file'], unique=True, sqlite_where=sa.text("state = 'live'"), postgresql_where=sa.text("state = 'live'"))
+
+    op.create_table('bid_opening_results',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('opening_id', sa.Integer(), nullable=False),
+    sa.Column('submission_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('bidder_code', sa.String(length=128), nullable=False),
+    sa.Column('file', sa.String(length=128), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('fault', sa.String(length=16), nullable=True),
+    sa.Column('cause', sa.String(length=64), nullable=True),
+    sa.Column('message', sa.Text(), nullable=True),
+    sa.Column('price', core.db.Money(precision=18, scale=2), nullable=True),
+    sa.Column('currency', sa.String(length=3), nullable=True),
+    sa.Column('declared', sa.JSON(), nullable=True),
+    sa.Column('bid_key', sa.LargeBinary(length=32), nullable=True),
+    sa.Column('plaintext_sha256', sa.String(length=64), nullable=True),
+    sa.Column('shares_used', sa.JSON(), nullable=True),
+    sa.Column('decided_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=True),
+    sa.ForeignKeyConstraint(['opening_id'], ['bid_openings.id'], name=op.f('fk_bid_opening_results_opening_id_bid_openings')),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_bid_opening_results_project_id_projects')),
+    sa.ForeignKeyConstraint(['submission_id'], ['bid_submissions.id'], name=op.f('fk_bid_opening_results_submission_id_bid_submissions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_bid_opening_results')),
+    sa.UniqueConstraint('submission_id', name=op.f('uq_bid_opening_results_submission_id'))
+    )
+    with op.batch_alter_table('bid_opening_results', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_bid_opening_results_opening_id'), ['opening_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_bid_opening_results_project_id'), ['project_id'], unique=False)
+
+    op.create_table('bid_releases',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('submission_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('bidder_code', sa.String(length=128), nullable=False),
+    sa.Column('file', sa.String(length=128), nullable=False),
+    sa.Column('header_sha256', sa.String(length=64), nullable=False),
+    sa.Column('i', sa.SmallInteger(), nullable=False),
+    sa.Column('share', sa.LargeBinary(length=33), nullable=False),
+    sa.Column('envelope', sa.JSON(), nullable=False),
+    sa.Column('signer_kid', sa.String(length=16), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('received_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.Column('valid', sa.Boolean(), nullable=True),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_bid_releases_project_id_projects')),
+    sa.ForeignKeyConstraint(['submission_id'], ['bid_submissions.id'], name=op.f('fk_bid_releases_submission_id_bid_submissions')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_bid_releases_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_bid_releases')),
+    sa.UniqueConstraint('submission_id', 'i', name=op.f('uq_bid_releases_submission_id'))
+    )
+    with op.batch_alter_table('bid_releases', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_bid_releases_project_id'), ['project_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_bid_releases_submission_id'), ['submission_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('bid_releases', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_bid_releases_submission_id'))
+        batch_op.drop_index(batch_op.f('ix_bid_releases_project_id'))
+
+    op.drop_table('bid_releases')
+    with op.batch_alter_table('bid_opening_results', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_bid_opening_results_project_id'))
+        batch_op.drop_index(batch_op.f('ix_bid_opening_results_opening_id'))
+
+    op.drop_table('bid_opening_results')
+    with op.batch_alter_table('bid_submissions', schema=None) as batch_op:
+        batch_op.drop_index('uq_bid_submissions_live_file', sqlite_where=sa.text("state = 'live'"), postgresql_where=sa.text("state = 'live'"))
+        batch_op.drop_index(batch_op.f('ix_bid_submissions_state'))
+        batch_op.drop_index(batch_op.f('ix_bid_submissions_project_id'))
+        batch_op.drop_index(batch_op.f('ix_bid_submissions_lot_id'))
+        batch_op.drop_index(batch_op.f('ix_bid_submissions_ciphertext_sha256'))
+        batch_op.drop_index(batch_op.f('ix_bid_submissions_bidder_org_id'))
+
+    op.drop_table('bid_submissions')
+    with op.batch_alter_table('bid_opening_objections', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_bid_opening_objections_project_id'))
+
+    op.drop_table('bid_opening_objections')
     with op.batch_alter_table('notices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notices_published_at'))
         batch_op.drop_index(batch_op.f('ix_notices_project_id'))
@@ -237,6 +518,29 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_clarifications_project_id'))
 
     op.drop_table('clarifications')
+    with op.batch_alter_table('bid_withdrawals', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_bid_withdrawals_project_id'))
+
+    op.drop_table('bid_withdrawals')
+    with op.batch_alter_table('bid_securities', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_bid_securities_project_id'))
+        batch_op.drop_index(batch_op.f('ix_bid_securities_bidder_org_id'))
+
+    op.drop_table('bid_securities')
+    with op.batch_alter_table('bid_policies', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_bid_policies_sha256'))
+
+    op.drop_table('bid_policies')
+    with op.batch_alter_table('bid_pending_uploads', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_bid_pending_uploads_project_id'))
+
+    op.drop_table('bid_pending_uploads')
+    op.drop_table('bid_openings')
+    with op.batch_alter_table('bid_collusion_indicators', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_bid_collusion_indicators_project_id'))
+
+    op.drop_table('bid_collusion_indicators')
+    op.drop_table('bid_closings')
     with op.batch_alter_table('signing_keys', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_signing_keys_user_id'))
 
@@ -250,6 +554,7 @@ def downgrade() -> None:
 
     op.drop_table('projects')
     op.drop_table('users')
+    op.drop_table('bid_nonces')
     op.drop_table('revoked_tokens')
     op.drop_table('organisations')
     op.drop_table('log_nodes')
