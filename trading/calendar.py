@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 __all__ = [
     "SHANGHAI", "LAW_BASIS", "DayKind", "Sense", "CalendarError", "CalendarUnavailable",
     "YearTable", "StatutoryHoliday", "Deadline", "DeadlineChange", "DayChange",
-    "WorkCalendar", "local_date", "start_of_day", "end_of_day",
+    "WorkCalendar", "local_date", "counting_day", "start_of_day", "end_of_day",
     "load_calendar", "default_calendar", "table_diff", "moved_deadlines",
 ]
 
@@ -81,6 +81,17 @@ def _aware(instant: datetime) -> datetime:
 def local_date(instant: datetime) -> date:
     """The date of ``instant`` in Asia/Shanghai (00:00 belongs to the new day)."""
     return _aware(instant).astimezone(SHANGHAI).date()
+
+
+def counting_day(instant: datetime) -> date:
+    """The day ``instant`` counts on: its Asia/Shanghai date, except that exactly 00:00
+    is read as 24:00 of the previous day. A period that starts where another ended (at
+    a deadline's ``at``) thus starts on the right day, and an event at 24:00 of day D is
+    never taken for day D+1."""
+    local = _aware(instant).astimezone(SHANGHAI)
+    if local.time() == time(0):
+        return local.date() - timedelta(days=1)
+    return local.date()
 
 
 def start_of_day(day: date) -> datetime:
@@ -196,7 +207,7 @@ class Deadline:
 
     @property
     def day_start(self) -> datetime:
-        """00:00 of the last day: the earliest instant a ``not_before_day`` event may take."""
+        """00:00 of the last day; a ``not_before_day`` event must come after it."""
         return start_of_day(self.last_day)
 
     def allows(self, instant: datetime) -> bool:
@@ -205,7 +216,7 @@ class Deadline:
             return instant < self.at
         if self.sense is Sense.LASTS:
             return instant >= self.at
-        return local_date(instant) >= self.last_day
+        return counting_day(instant) >= self.last_day
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (instants as RFC 3339 UTC, dates as ISO)."""
@@ -321,7 +332,7 @@ class WorkCalendar:
     def add_days(self, start: datetime, n: int, kind: DayKind | str) -> Deadline:
         """The period of ``n`` days of ``kind`` counted from the instant ``start``.
 
-        The start day (in Asia/Shanghai) is not counted. Calendar days: the last day is
+        The start day (in Asia/Shanghai, see :func:`counting_day`) is not counted. Calendar days: the last day is
         the ``n``-th day after it, moved to the next working day when it is not one.
         Working days: the last day is the ``n``-th working day after it. ``n == 0``
         ends at 24:00 of the start day itself.
@@ -329,7 +340,7 @@ class WorkCalendar:
         kind = DayKind(kind)
         if n < 0:
             raise CalendarError("a period cannot have a negative length")
-        start_day = local_date(start)
+        start_day = counting_day(start)
         years: set[int] = set()
         moved_from: date | None = None
         if n == 0:
@@ -357,7 +368,7 @@ class WorkCalendar:
         non-working day like any period."""
         if months < 0:
             raise CalendarError("a period cannot have a negative length")
-        start_day = local_date(start)
+        start_day = counting_day(start)
         index = start_day.month - 1 + months
         year, month = start_day.year + index // 12, index % 12 + 1
         nominal = date(year, month, min(start_day.day, _stdlib_calendar.monthrange(year, month)[1]))
@@ -386,7 +397,7 @@ class WorkCalendar:
         applied: use :meth:`add_days` (or the rulebook's limits) to judge compliance.
         """
         kind = DayKind(kind)
-        first, last = local_date(a), local_date(b)
+        first, last = counting_day(a), counting_day(b)
         sign = 1
         if last < first:
             first, last, sign = last, first, -1
@@ -404,7 +415,7 @@ class WorkCalendar:
         clarification or an objection deadline may fall before a given bid deadline."""
         kind = DayKind(kind)
         candidate = end_day - timedelta(days=n)
-        while self.add_days(start_of_day(candidate), n, kind).last_day > end_day:
+        while self.add_days(end_of_day(candidate), n, kind).last_day > end_day:
             candidate -= timedelta(days=1)
         return candidate
 

@@ -8,7 +8,7 @@ import pytest
 from trading.calendar import (
     SHANGHAI, CalendarError, CalendarUnavailable, DayKind, Sense, StatutoryHoliday, WorkCalendar,
     YearTable, default_calendar, end_of_day, load_calendar, local_date, moved_deadlines,
-    start_of_day, table_diff,
+    start_of_day, table_diff, counting_day,
 )
 
 
@@ -49,9 +49,17 @@ def test_working_days_between_across_the_festival():
 # -- counting per 民法典 201–203 -------------------------------------------------------
 
 def test_start_day_is_not_counted():
-    # Issued at 23:59 or 00:00 on 3 March: either way day 1 is 4 March.
-    assert CAL.add_days(sh(2026, 3, 3, 0, 0), 1, "calendar").last_day == date(2026, 3, 4)
+    # Issued at 00:01 or 23:59 on 3 March: either way day 1 is 4 March.
+    assert CAL.add_days(sh(2026, 3, 3, 0, 1), 1, "calendar").last_day == date(2026, 3, 4)
     assert CAL.add_days(sh(2026, 3, 3, 23, 59), 1, "calendar").last_day == date(2026, 3, 4)
+
+
+def test_midnight_is_24_00_of_the_day_before():
+    # A period starting where another ended (at 24:00 on 3 March) counts from 4 March.
+    ended = CAL.add_days(sh(2026, 3, 2, 10), 1, "calendar")
+    assert ended.last_day == date(2026, 3, 3)
+    assert counting_day(ended.at) == date(2026, 3, 3) and local_date(ended.at) == date(2026, 3, 4)
+    assert CAL.add_days(ended.at, 1, "calendar").last_day == date(2026, 3, 4)
 
 
 def test_period_ends_at_24_00_of_its_last_day_in_shanghai():
@@ -110,8 +118,8 @@ def test_months_end_on_the_corresponding_day_or_the_month_end():
 def test_latest_start_day_is_the_inverse_of_add_days():
     day = CAL.latest_start_day(date(2026, 3, 23), 15, "calendar")
     assert day == date(2026, 3, 8)
-    assert CAL.add_days(start_of_day(day), 15, "calendar").last_day <= date(2026, 3, 23)
-    assert CAL.add_days(start_of_day(day + timedelta(days=1)), 15, "calendar").last_day > date(2026, 3, 23)
+    assert CAL.add_days(end_of_day(day), 15, "calendar").last_day <= date(2026, 3, 23)
+    assert CAL.add_days(end_of_day(day + timedelta(days=1)), 15, "calendar").last_day > date(2026, 3, 23)
 
 
 # -- provisional years ---------------------------------------------------------------
@@ -207,5 +215,6 @@ def test_deadline_senses():
     lasts = replace(base, sense=Sense.LASTS)
     assert lasts.allows(sh(2026, 3, 24, 0, 0)) and not lasts.allows(sh(2026, 3, 23, 23, 59))
     not_before = replace(base, sense=Sense.NOT_BEFORE_DAY)
-    assert not_before.allows(sh(2026, 3, 23, 0, 0)) and not not_before.allows(sh(2026, 3, 22, 23, 59))
+    assert not_before.allows(sh(2026, 3, 23, 0, 1)) and not not_before.allows(sh(2026, 3, 22, 23, 59))
+    assert not not_before.allows(sh(2026, 3, 23, 0, 0))  # = 24:00 on 22 March
     assert base.to_dict()["last_day"] == "2026-03-23"
