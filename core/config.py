@@ -30,6 +30,7 @@ _ENV: dict[str, tuple[Any, Any]] = {
     "EBID_LOG_KEY_FILE": (None, str),
     "EBID_PUBLIC_URL": (None, str),
     "EBID_LOGIN_RATE_LIMIT": ("10 per minute", str),
+    "EBID_LOGIN_ADDRESS_RATE_LIMIT": ("300 per minute", str),
     "EBID_CHECKPOINT_EVERY": (1, int),
 }
 

@@ -25,6 +25,16 @@ class Runtime:
         return self.config["EBID_LOG_ORIGIN"]
 
     @property
+    def login_throttle(self) -> Any:
+        """Per-account and per-address login limits (memory, or Redis when configured)."""
+        if "login_throttle" not in self.extra:
+            from core.ratelimit import LoginThrottle
+            self.extra["login_throttle"] = LoginThrottle(self.config["EBID_LOGIN_RATE_LIMIT"],
+                                                         self.config["EBID_LOGIN_ADDRESS_RATE_LIMIT"],
+                                                         self.config.get("EBID_REDIS_URL"))
+        return self.extra["login_throttle"]
+
+    @property
     def rulebook(self) -> Any:
         """The rulebook in force (packaged data plus any override files)."""
         if "rulebook" not in self.extra:

@@ -115,6 +115,9 @@ def app(database_url: str, tmp_path: Path, clock: FixedClock) -> Iterator[Any]:
         "EBID_INSTANCE_PATH": str(tmp_path / "instance"),
         "EBID_TESTING": True,
         "EBID_CLOCK_OBJECT": clock,
+        # Tests log in many users from one address; the throttle has its own test.
+        "EBID_LOGIN_RATE_LIMIT": "1000 per minute",
+        "EBID_LOGIN_ADDRESS_RATE_LIMIT": "10000 per minute",
     })
     yield app
     with app.app_context():

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Api, Blueprint
 from marshmallow import Schema, fields, validate
@@ -83,10 +84,12 @@ class TokenView(MethodView):
     @auth.arguments(TokenRequest)
     @auth.response(200, envelope_of(TokenOut))
     @auth.alt_response(401, schema=ErrorResponse)
+    @auth.alt_response(429, schema=ErrorResponse)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Exchange a username and password for a short-lived bearer token (PROTOCOL §9)."""
         rt = runtime()
         now = request_now()
+        rt.login_throttle.hit(body["username"], request.remote_addr)
         try:
             user = accounts.authenticate(db.session, now, body["username"], body["password"])
         except Exception:

@@ -76,3 +76,24 @@ def test_register_signing_key_and_reject_bad_key(world, client, backend):
     assert bad.status_code == 422 and bad.get_json()["error"]["details"]["field"] == "public_key"
     listed = client.get("/api/v1/me/keys", headers=party.headers).get_json()["data"]
     assert [k["kid"] for k in listed] == [ok.get_json()["data"]["kid"]]
+
+
+def test_brute_force_login_is_throttled_per_account_and_per_address(database_url, tmp_path, clock, backend):
+    from tests.conftest import World
+    from wsgi import create_app
+    app = create_app({"EBID_DATABASE_URL": database_url, "EBID_INSTANCE_PATH": str(tmp_path / "i2"),
+                      "EBID_TESTING": True, "EBID_CLOCK_OBJECT": clock,
+                      "EBID_LOGIN_RATE_LIMIT": "3 per minute",
+                      "EBID_LOGIN_ADDRESS_RATE_LIMIT": "5 per minute"})
+    client = app.test_client()
+    world = World(app, client)
+    world.user("victim1", "agent")  # one successful login counts too
+    codes = [client.post("/api/v1/auth/token", json={"username": "victim1", "password": "guess-guess"}
+                         ).status_code for _ in range(3)]
+    assert codes == [401, 401, 429]
+    # Other accounts from the same address hit the address limit next.
+    codes = [client.post("/api/v1/auth/token", json={"username": f"other{i}", "password": "x"},
+                         environ_base={"REMOTE_ADDR": "10.9.9.9"}).status_code for i in range(6)]
+    assert codes[:5] == [401] * 5 and codes[5] == 429
+    resp = client.post("/api/v1/auth/token", json={"username": "victim1", "password": "x"})
+    assert resp.get_json()["error"]["code"] == "login_throttled"
