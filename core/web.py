@@ -173,6 +173,17 @@ def request_now() -> datetime:
     return g._ebid_now
 
 
+def request_now_at_lock() -> datetime:
+    """Re-read the clock and make that the request's ``now`` from here on.
+
+    For a service that must read ``now`` only once it holds a lock (PROTOCOL §5: the
+    deadline check of an upload happens after the body has streamed in and the tender
+    lock is held), so a long upload is judged by when it finished, not when it began.
+    """
+    g._ebid_now = current_app.extensions["ebid"].clock.now()
+    return g._ebid_now
+
+
 def envelope(data: Any, status: int = 200, **meta: Any) -> tuple[dict[str, Any], int]:
     body: dict[str, Any] = {"data": data}
     if meta:
