@@ -88,10 +88,12 @@ def _atomic_outputs(*paths: str) -> Iterator[list[BinaryIO]]:
     """Temporary files beside each target, renamed onto them only if the block succeeds."""
     handles: list[BinaryIO] = []
     temps: list[str] = []
+    renamed: list[str] = []
     try:
         for path in paths:
             target = Path(path)
-            fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent or Path("."))
+            # mkstemp creates the file 0600: a plaintext being unsealed is never world-readable
+            fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
             temps.append(temp)
             handles.append(os.fdopen(fd, "w+b"))
         yield handles
@@ -101,7 +103,13 @@ def _atomic_outputs(*paths: str) -> Iterator[list[BinaryIO]]:
             handle.close()
         for temp, path in zip(temps, paths):
             os.replace(temp, path)
+            renamed.append(path)
         temps.clear()
+    except BaseException:
+        for path in renamed:   # all outputs or none
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        raise
     finally:
         for handle in handles:
             handle.close()

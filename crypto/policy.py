@@ -49,10 +49,17 @@ class Policy:
 
     @property
     def n(self) -> int:
+        """The number of custodians."""
         return len(self.custodians)
 
+    @property
+    def bidder_slots(self) -> tuple[int, ...]:
+        """Indices whose share is sealed to the bidder's own key (for ``opening.recover_bid_key``)."""
+        return tuple(c.i for c in self.custodians if c.role == BIDDER)
+
     def has_bidder_role(self) -> bool:
-        return any(c.role == BIDDER for c in self.custodians)
+        """True when one custodian slot is the bidder itself."""
+        return bool(self.bidder_slots)
 
 
 def _statement_payload(tender: str, i: int, role: str, x25519_b64: str) -> dict:

@@ -39,7 +39,7 @@ def test_bidder_role():
     agent, bidder = new_party(), new_party()
     data = build_policy([None, agent], 2)
     policy = policy_mod.parse_policy(data)
-    assert policy.has_bidder_role() and policy.custodians[0].role == "bidder"
+    assert policy.has_bidder_role() and policy.custodians[0].role == "bidder" and policy.bidder_slots == (1,)
     for call in (lambda: policy_mod.header_custodians(policy), lambda: policy_mod.seal_targets(policy)):
         with pytest.raises(CryptoError) as info:
             call()
