@@ -230,6 +230,21 @@ class Deadline:
         }
 
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Deadline:
+        """A stored :meth:`to_dict` back, e.g. to :func:`moved_deadlines` it later."""
+        def instant(text: str) -> datetime:
+            return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return cls(
+            start=instant(data["start"]), days=int(data["days"]), months=int(data.get("months", 0)),
+            kind=DayKind(data["kind"]), last_day=date.fromisoformat(data["last_day"]), at=instant(data["at"]),
+            provisional=bool(data.get("provisional", False)),
+            moved_from=date.fromisoformat(data["moved_from"]) if data.get("moved_from") else None,
+            basis=data.get("basis", LAW_BASIS), rule=data.get("rule"), citation=data.get("citation"),
+            step=data.get("step"), sense=Sense(data.get("sense", Sense.WITHIN)),
+        )
+
+
 def _iso(instant: datetime) -> str:
     return instant.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from core.errors import RuleBroken
 from trading.calendar import (
-    DayKind, Deadline, Sense, WorkCalendar, counting_day, default_calendar, end_of_day,
+    DayKind, Deadline, Sense, WorkCalendar, counting_day, default_calendar, end_of_day, load_calendar,
 )
 from trading.domain import CATEGORIES_BY_DOMAIN, PROCEDURES_BY_DOMAIN, Category, Domain, Procedure
 
@@ -55,6 +55,7 @@ class RuleViolation(RuleBroken):
     def __init__(self, rule: str, citation: str, message_zh: str, message_en: str,
                  details: Mapping[str, Any] | None = None) -> None:
         self.rule = rule
+        self.rule_id = rule  # the name the constructor's signature uses
         self.citation = citation
         clean = {k: _jsonable(v) for k, v in (details or {}).items()}
         super().__init__(message_en, message_zh=message_zh, rule=rule, citation=citation, **clean)
@@ -286,9 +287,12 @@ class ResolvedRule:
 class Rulebook:
     """The merged rule data and its content hash; resolves rules for projects."""
 
-    def __init__(self, data: Mapping[str, Any], sources: Sequence[str] = ()) -> None:
+    def __init__(self, data: Mapping[str, Any], sources: Sequence[str] = (),
+                 calendar: WorkCalendar | None = None) -> None:
         self.data = copy.deepcopy(dict(data))
         self.sources = tuple(sources)
+        #: The working calendar projects count on (holiday overrides included).
+        self.calendar = calendar or default_calendar()
         canonical = json.dumps(self.data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         #: sha256 of the canonical merged data, short: pinned by each project.
         self.version = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
@@ -353,7 +357,7 @@ class Rulebook:
         rules = {rule_id: self.resolve(rule_id, domain, procedure, category, facts)
                  for rule_id in self.rule_ids}
         return ProjectRules(self.version, domain, procedure, category, facts, rules,
-                            calendar or default_calendar())
+                            calendar or self.calendar)
 
     def _validate(self) -> None:
         data = self.data
@@ -392,9 +396,10 @@ class Rulebook:
                             self.resolve(rule_id, domain, procedure, category, facts)
 
 
-def load_rulebook(paths: Sequence[Path] | None = None) -> Rulebook:
+def load_rulebook(paths: Sequence[Path] | None = None, *, holidays: Sequence[Path] | None = None) -> Rulebook:
     """The packaged ``rulebook.toml`` with each override file of ``paths`` merged on top,
-    in order (tables merge key by key, other values are replaced)."""
+    in order (tables merge key by key, other values are replaced). ``holidays`` are
+    holiday-table override files for the calendar (see ``holidays.toml``)."""
     sources = [RULEBOOK_TOML, *(paths or [])]
     merged: dict[str, Any] = {}
     for path in sources:
@@ -404,7 +409,8 @@ def load_rulebook(paths: Sequence[Path] | None = None) -> Rulebook:
         except tomllib.TOMLDecodeError as exc:
             raise RulebookError(f"{path}: {exc}") from exc
         merged = _deep_merge(merged, data)
-    return Rulebook(merged, [str(p) for p in sources])
+    calendar = load_calendar(holidays) if holidays else None
+    return Rulebook(merged, [str(p) for p in sources], calendar)
 
 
 @lru_cache(maxsize=1)
@@ -514,9 +520,10 @@ class ProjectRules:
         )
 
     @classmethod
-    def from_json(cls, text: str, calendar: WorkCalendar | None = None) -> ProjectRules:
-        """The pinned rules back, counted on ``calendar`` (the packaged one by default)."""
-        return cls.from_dict(json.loads(text), calendar)
+    def from_json(cls, text: str | Mapping[str, Any], calendar: WorkCalendar | None = None) -> ProjectRules:
+        """The pinned rules back (JSON text, or the dict a JSON column gives back),
+        counted on ``calendar`` (the packaged one by default)."""
+        return cls.from_dict(json.loads(text) if isinstance(text, str) else text, calendar)
 
 
 def _label(deadline: Deadline, rule: ResolvedRule, period: Period, sense: Sense | None = None) -> Deadline:

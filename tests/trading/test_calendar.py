@@ -218,3 +218,5 @@ def test_deadline_senses():
     assert not_before.allows(sh(2026, 3, 23, 0, 1)) and not not_before.allows(sh(2026, 3, 22, 23, 59))
     assert not not_before.allows(sh(2026, 3, 23, 0, 0))  # = 24:00 on 22 March
     assert base.to_dict()["last_day"] == "2026-03-23"
+    from trading.calendar import Deadline
+    assert Deadline.from_dict(not_before.to_dict()) == not_before

@@ -97,6 +97,16 @@ def test_override_file_changes_a_number_and_the_version(tmp_path: Path):
     assert project.rule("A1").periods["bid_preparation"].kind == "calendar"  # merged, not replaced
 
 
+def test_holiday_overrides_reach_the_projects_calendar(tmp_path: Path):
+    path = tmp_path / "holidays.toml"
+    path.write_text('[years.2027]\nnotice = "国务院办公厅关于2027年部分节假日安排的通知"\n'
+                    'days_off = ["2027-01-01"]\n', encoding="utf-8")
+    book = load_rulebook(holidays=[path])
+    assert book.version == RB.version  # holidays are not rule data
+    project = book.for_project("construction", "open_tender", "works")
+    assert not project.limits_for("contract", sh(12, 20)).provisional
+
+
 def test_override_with_a_float_is_refused(tmp_path: Path):
     path = tmp_path / "bad.toml"
     path.write_text('[rules.B1]\nmax_ratio = 0.03\n', encoding="utf-8")
