@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from audits import log
 from core.actor import Actor
 from core.clock import format_instant, parse_instant
-from core.errors import Conflict, Forbidden, NotFound, RuleBroken, ValidationFailed
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from trading import lifecycle
 from trading.domain import OrgKind, Role, Status
 from trading.models import Clarification, Lot, Notice, Organisation, Project
@@ -36,25 +36,32 @@ def milestones_of(project: Project) -> lifecycle.Milestones:
 
 def status_of(project: Project, now: datetime) -> Status:
     """The project's status, derived from its schedule, its milestones and ``now``."""
-    return lifecycle.derive_status(project.procedure, schedule_of(project), milestones_of(project), now)
+    return lifecycle.derive_status(project.procedure, schedule_of(project), milestones_of(project), now,
+                                  domain=project.domain)
 
 
 def next_check_of(project: Project, now: datetime) -> datetime | None:
-    return lifecycle.next_check(project.procedure, schedule_of(project), milestones_of(project), now)
+    return lifecycle.next_check(project.procedure, schedule_of(project), milestones_of(project), now,
+                               domain=project.domain)
 
 
 def apply_transition(session: Session, actor: Actor, now: datetime, project: Project, action: str,
-                     *, data: dict[str, Any] | None = None, reason: str | None = None) -> Status:
+                     *, data: dict[str, Any] | None = None, reason: str | None = None,
+                     new_schedule: lifecycle.Schedule | None = None) -> Status:
     """The one door every status change goes through: guard, record, log."""
     before = status_of(project, now)
     try:
         milestones = lifecycle.transition(project.procedure, schedule_of(project),
-                                          milestones_of(project), action, now, reason=reason)
+                                          milestones_of(project), action, now, reason=reason,
+                                          domain=project.domain, new_schedule=new_schedule)
     except lifecycle.TransitionRefused as exc:
         raise Conflict(f"Cannot {action} a project that is {exc.from_status}",
                        code=exc.code, message_zh=f"项目当前状态（{exc.from_status}）不允许执行 {action}",
                        action=action, status=str(exc.from_status)) from None
     project.milestones = milestones.to_json()
+    if new_schedule is not None:
+        for name in SCHEDULE_FIELDS:
+            setattr(project, name, getattr(new_schedule, name))
     project.updated_at = now
     after = status_of(project, now)
     log.append(session, now=now, actor=actor.log_name, action=f"project.{action}",
@@ -166,13 +173,23 @@ def update_project(session: Session, actor: Actor, now: datetime, project_id: in
 def publish_project(session: Session, actor: Actor, now: datetime, project_id: int,
                     rulebook: Any) -> Project:
     """Publish: check the schedule and money against the rulebook, pin the rules in force."""
+    from trading import rules_check
     project = get_project(session, actor, project_id, for_update=True)
     require_manager(actor, project)
+    if project.bid_deadline is None:
+        raise ValidationFailed("A bid deadline is required to publish", code="schedule_incomplete",
+                               message_zh="发布前须设定投标截止时间", field="schedule.bid_deadline")
     rules = rulebook.for_project(project.domain, project.procedure, project.category,
-                                 budget=project.budget)
-    _check_publication(rules, project, now)
+                                 budget=project.budget if project.budget is not None else project.estimate)
+    rules_check.check_publication(rules, rules_check.Publication(
+        published_at=now, bid_deadline=project.bid_deadline,
+        documents_from=project.documents_from, documents_until=project.documents_until,
+        objection_deadline=project.objection_deadline, bid_security=project.bid_security,
+        performance_security=project.performance_security, max_price=project.max_price,
+        floor_price=project.floor_price, appraisal_value=project.appraisal_value,
+        price_weight=_price_weight(project)))
     project.rulebook_version = rulebook.version
-    project.rules = rules.to_json()
+    project.rules = rules.to_dict()
     project.published_at = now
     apply_transition(session, actor, now, project, "publish",
                      data={"rulebook_version": rulebook.version})
@@ -181,40 +198,36 @@ def publish_project(session: Session, actor: Actor, now: datetime, project_id: i
     return project
 
 
-def _check_publication(rules: Any, project: Project, now: datetime) -> None:
-    from trading import rulebook as rb
-    try:
-        rb.check_publication(rules, schedule_of(project), _money(project), now)
-    except rb.RuleViolation as exc:
-        raise _rule_error(exc) from None
+def _price_weight(project: Project) -> Decimal | None:
+    method = project.evaluation_method or {}
+    weight = method.get("price_weight")
+    return Decimal(str(weight)) if weight is not None else None
 
 
-def _money(project: Project) -> dict[str, Decimal | None]:
-    return {name: getattr(project, name) for name in MONEY_FIELDS}
-
-
-def _rule_error(exc: Any) -> RuleBroken:
-    return RuleBroken(exc.message_en, message_zh=exc.message_zh, rule=exc.rule_id,
-                      citation=exc.citation, field=(exc.details or {}).get("field"),
-                      **{k: v for k, v in (exc.details or {}).items() if k != "field"})
+def project_rules(project: Project) -> Any:
+    """The rules pinned on the project at publication."""
+    from trading.rulebook import ProjectRules
+    if project.rules is None:
+        raise Conflict("The project is not published", code="not_published")
+    return ProjectRules.from_dict(project.rules)
 
 
 def clarify(session: Session, actor: Actor, now: datetime, project_id: int,
             body: dict[str, Any]) -> Clarification:
     """Issue a clarification or amendment (RULES A3): one that affects bid preparation less
     than the rule's days before the deadline is refused unless the deadline moves."""
-    from trading import rulebook as rb
+    from trading import rules_check
     project = get_project(session, actor, project_id, for_update=True)
     require_manager(actor, project)
     if status_of(project, now) not in (Status.PUBLISHED, Status.BIDDING):
         raise Conflict("Clarifications only before the bid deadline", code="wrong_state")
-    rules = rb.ProjectRules.from_json(project.rules)
     new_deadline = body.get("new_bid_deadline")
-    try:
-        rb.check_clarification(rules, issued_at=now, bid_deadline=project.bid_deadline,
-                               affects_bids=body.get("affects_bids", True), new_bid_deadline=new_deadline)
-    except rb.RuleViolation as exc:
-        raise _rule_error(exc) from None
+    if new_deadline is not None and new_deadline < project.bid_deadline:
+        raise ValidationFailed("A clarification may move the deadline later, never earlier",
+                               field="new_bid_deadline")
+    rules_check.check_clarification(project_rules(project), now, project.bid_deadline,
+                                    affects_preparation=body.get("affects_bids", True),
+                                    new_bid_deadline=new_deadline)
     clar = Clarification(project_id=project.id, text=body["text"],
                          affects_bids=body.get("affects_bids", True), issued_at=now,
                          issued_by_id=actor.user_id, old_bid_deadline=project.bid_deadline,

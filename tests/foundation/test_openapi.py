@@ -18,7 +18,7 @@ def test_openapi_document_validates_and_lists_every_endpoint(app, client, backen
         if not rule.rule.startswith("/api/v1/") or rule.rule.startswith("/api/v1/docs") \
                 or rule.rule == "/api/v1/openapi.json":
             continue
-        path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
+        path = re.sub(r"<(?:[a-z]+:)?([a-z0-9_]+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             served.add((path, method))
     assert served - documented == set()
