@@ -1,0 +1,1 @@
+"""The benchmark items, one module each (see bench/runner.py for the list)."""
