@@ -7,6 +7,8 @@ database or calls the network.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from typing import Any, Mapping
 
 import click
@@ -185,6 +187,42 @@ def _install_security_headers(app: Flask) -> None:
                   "custodians and supervisors.")
 def cli() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command("serve", help="Migrate, create the instance keys, and serve with gunicorn.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--threads", default=4, show_default=True, type=int)
+@click.option("--demo", is_flag=True, help="Seed demo data into an empty database first.")
+def serve(host: str, port: int, workers: int, threads: int, demo: bool) -> None:
+    from audits.keys import ensure_keys
+    from core.config import load_config
+    from core.migrate import upgrade
+    from trading.cli import prepare_instance
+    settings = load_config()
+    prepare_instance(settings)
+    upgrade(settings["EBID_DATABASE_URL"])
+    # Keys before the fork: every worker must sign with the same keys.
+    ensure_keys(settings["EBID_INSTANCE_PATH"])
+    if demo:
+        from bidding.demo import seed_demo
+        app = create_app()
+        with app.app_context():
+            seeded = seed_demo(app)
+        if seeded:
+            click.echo("demo users (username password role):")
+            for username, password, role in seeded:
+                click.echo(f"  {username} {password} {role}")
+        else:
+            click.echo("database not empty: demo data not seeded")
+    url = f"http://{host}:{port}"
+    click.echo(f"serving at {url}  (API docs: {url}/api/v1/docs/)", err=False)
+    sys.stdout.flush()
+    args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
+            "--worker-class", "gthread", "--threads", str(threads), "--timeout", "120",
+            "--access-logfile", "-", "wsgi:create_app()"]
+    os.execvp(args[0], args)
 
 
 def _attach_commands() -> None:

@@ -19,7 +19,7 @@ def db_upgrade() -> None:
     from core.config import load_config
     from core.migrate import upgrade
     settings = load_config()
-    _prepare_instance(settings)
+    prepare_instance(settings)
     upgrade(settings["EBID_DATABASE_URL"])
     click.echo(f"database at newest schema: {_redact(settings['EBID_DATABASE_URL'])}")
 
@@ -29,45 +29,9 @@ def _redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _prepare_instance(settings: dict) -> None:
+def prepare_instance(settings: dict) -> None:
     from pathlib import Path
     Path(settings["EBID_INSTANCE_PATH"]).mkdir(parents=True, exist_ok=True)
-
-
-@click.command("serve", help="Migrate, create the instance keys, and serve with gunicorn.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int)
-@click.option("--threads", default=4, show_default=True, type=int)
-@click.option("--demo", is_flag=True, help="Seed demo data into an empty database first.")
-def serve(host: str, port: int, workers: int, threads: int, demo: bool) -> None:
-    from audits.keys import ensure_keys
-    from core.config import load_config
-    from core.migrate import upgrade
-    settings = load_config()
-    _prepare_instance(settings)
-    upgrade(settings["EBID_DATABASE_URL"])
-    # Keys before the fork: every worker must sign with the same keys.
-    ensure_keys(settings["EBID_INSTANCE_PATH"])
-    if demo:
-        from trading.demo import seed_demo
-        from wsgi import create_app
-        app = create_app()
-        with app.app_context():
-            seeded = seed_demo(app)
-        if seeded:
-            click.echo("demo users (username password role):")
-            for username, password, role in seeded:
-                click.echo(f"  {username} {password} {role}")
-        else:
-            click.echo("database not empty: demo data not seeded")
-    url = f"http://{host}:{port}"
-    click.echo(f"serving at {url}  (API docs: {url}/api/v1/docs/)", err=False)
-    sys.stdout.flush()
-    args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", str(threads), "--timeout", "120",
-            "--access-logfile", "-", "wsgi:create_app()"]
-    os.execvp(args[0], args)
 
 
 @click.group("users", help="User accounts.")
@@ -124,5 +88,4 @@ def users_create_org(code: str, name: str, kind: str, region: str | None) -> Non
 
 def attach(cli: click.Group) -> None:
     cli.add_command(db_group)
-    cli.add_command(serve)
     cli.add_command(users_group)
