@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-22 02:35:23.340998
+Create Date: 2026-11-22 02:45:44.706785
 """
 from alembic import op
 import sqlalchemy as sa
@@ -24,6 +24,28 @@ def upgrade() -> None:
     sa.Column('issued_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('size', name=op.f('pk_checkpoints'))
     )
+    op.create_table('experts',
+    sa.Column('id', sa.String(length=128), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('region', sa.String(length=32), nullable=True),
+    sa.Column('employer', sa.String(length=200), nullable=True),
+    sa.Column('title', sa.String(length=24), nullable=False),
+    sa.Column('field_since', sa.Date(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('unavailable_until', sa.Date(), nullable=True),
+    sa.Column('supervisory_staff', sa.Boolean(), nullable=False),
+    sa.Column('username', sa.String(length=64), nullable=True),
+    sa.Column('phone', sa.String(length=32), nullable=True),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_experts')),
+    sa.UniqueConstraint('username', name=op.f('uq_experts_username'))
+    )
+    with op.batch_alter_table('experts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_experts_region'), ['region'], unique=False)
+        batch_op.create_index(batch_op.f('ix_experts_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_experts_title'), ['title'], unique=False)
+
     op.create_table('log_details',
     sa.Column('index', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('salt', sa.LargeBinary(length=32), nullable=False),
@@ -85,6 +107,45 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['bidder_org_id'], ['organisations.id'], name=op.f('fk_bid_nonces_bidder_org_id_organisations')),
     sa.PrimaryKeyConstraint('bidder_org_id', 'nonce', name=op.f('pk_bid_nonces'))
     )
+    op.create_table('expert_employments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('expert_id', sa.String(length=128), nullable=False),
+    sa.Column('org_code', sa.String(length=128), nullable=False),
+    sa.Column('start', sa.Date(), nullable=False),
+    sa.Column('end', sa.Date(), nullable=True),
+    sa.ForeignKeyConstraint(['expert_id'], ['experts.id'], name=op.f('fk_expert_employments_expert_id_experts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_expert_employments'))
+    )
+    with op.batch_alter_table('expert_employments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_expert_employments_expert_id'), ['expert_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_expert_employments_org_code'), ['org_code'], unique=False)
+
+    op.create_table('expert_relationships',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('expert_id', sa.String(length=128), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('org_code', sa.String(length=128), nullable=True),
+    sa.Column('start', sa.Date(), nullable=True),
+    sa.Column('end', sa.Date(), nullable=True),
+    sa.Column('person_key', sa.String(length=100), nullable=True),
+    sa.Column('relation', sa.String(length=32), nullable=True),
+    sa.Column('org_codes', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['expert_id'], ['experts.id'], name=op.f('fk_expert_relationships_expert_id_experts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_expert_relationships'))
+    )
+    with op.batch_alter_table('expert_relationships', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_expert_relationships_expert_id'), ['expert_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_expert_relationships_org_code'), ['org_code'], unique=False)
+
+    op.create_table('expert_specialties',
+    sa.Column('expert_id', sa.String(length=128), nullable=False),
+    sa.Column('code', sa.String(length=32), nullable=False),
+    sa.ForeignKeyConstraint(['expert_id'], ['experts.id'], name=op.f('fk_expert_specialties_expert_id_experts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('expert_id', 'code', name=op.f('pk_expert_specialties'))
+    )
+    with op.batch_alter_table('expert_specialties', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_expert_specialties_code'), ['code'], unique=False)
+
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('username', sa.String(length=64), nullable=False),
@@ -303,6 +364,35 @@ def upgrade() -> None:
     with op.batch_alter_table('clarifications', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_clarifications_project_id'), ['project_id'], unique=False)
 
+    op.create_table('committee_members',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot', sa.String(length=128), nullable=False),
+    sa.Column('expert_id', sa.String(length=128), nullable=False),
+    sa.Column('attempt', sa.Integer(), nullable=True),
+    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('seat_group', sa.Integer(), nullable=True),
+    sa.Column('slot', sa.Integer(), nullable=False),
+    sa.Column('group_spec', sa.JSON(), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('conflict', sa.Boolean(), nullable=True),
+    sa.Column('declaration_note', sa.Text(), nullable=True),
+    sa.Column('declared_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('confirmed_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('vacated_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('vacated_reason', sa.Text(), nullable=True),
+    sa.Column('replaced_in_attempt', sa.Integer(), nullable=True),
+    sa.Column('named_directly', sa.Boolean(), nullable=False),
+    sa.Column('named_reason', sa.Text(), nullable=True),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['expert_id'], ['experts.id'], name=op.f('fk_committee_members_expert_id_experts')),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_committee_members_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_committee_members'))
+    )
+    with op.batch_alter_table('committee_members', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_committee_members_expert_id'), ['expert_id'], unique=False)
+        batch_op.create_index('ix_committee_members_project_lot', ['project_id', 'lot'], unique=False)
+
     op.create_table('documents',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
@@ -318,6 +408,93 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('documents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_documents_project_id'), ['project_id'], unique=False)
+
+    op.create_table('draw_commitments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot', sa.String(length=128), nullable=False),
+    sa.Column('attempt', sa.Integer(), nullable=False),
+    sa.Column('party', sa.String(length=16), nullable=False),
+    sa.Column('commitment', sa.String(length=64), nullable=False),
+    sa.Column('secret', sa.LargeBinary(length=32), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('committed_by', sa.String(length=64), nullable=False),
+    sa.Column('committed_org_id', sa.Integer(), nullable=True),
+    sa.Column('committed_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('commit_log_index', sa.BigInteger(), nullable=False),
+    sa.Column('revealed_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reveal_log_index', sa.BigInteger(), nullable=True),
+    sa.ForeignKeyConstraint(['committed_org_id'], ['organisations.id'], name=op.f('fk_draw_commitments_committed_org_id_organisations')),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_draw_commitments_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_draw_commitments')),
+    sa.UniqueConstraint('project_id', 'lot', 'attempt', 'party', name='uq_draw_commitments_party')
+    )
+    with op.batch_alter_table('draw_commitments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_draw_commitments_project_id'), ['project_id'], unique=False)
+
+    op.create_table('draw_records',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot', sa.String(length=128), nullable=False),
+    sa.Column('attempt', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('request', sa.Text(), nullable=False),
+    sa.Column('request_sha256', sa.String(length=64), nullable=False),
+    sa.Column('tenderee_representatives', sa.Integer(), nullable=False),
+    sa.Column('eligible_lists', sa.Text(), nullable=False),
+    sa.Column('eligible_lists_sha256', sa.String(length=64), nullable=False),
+    sa.Column('closing_index', sa.BigInteger(), nullable=False),
+    sa.Column('closing_size', sa.BigInteger(), nullable=False),
+    sa.Column('closing_root', sa.String(length=64), nullable=False),
+    sa.Column('seed', sa.String(length=64), nullable=True),
+    sa.Column('result', sa.JSON(), nullable=True),
+    sa.Column('outcome', sa.JSON(), nullable=True),
+    sa.Column('replaces', sa.JSON(), nullable=True),
+    sa.Column('requested_by', sa.String(length=64), nullable=False),
+    sa.Column('requested_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('request_log_index', sa.BigInteger(), nullable=False),
+    sa.Column('drawn_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('result_log_index', sa.BigInteger(), nullable=True),
+    sa.Column('published_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_draw_records_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_draw_records')),
+    sa.UniqueConstraint('project_id', 'lot', 'attempt', name='uq_draw_records_attempt')
+    )
+    with op.batch_alter_table('draw_records', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_draw_records_project_id'), ['project_id'], unique=False)
+
+    op.create_table('expert_credits',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('expert_id', sa.String(length=128), nullable=False),
+    sa.Column('kind', sa.String(length=24), nullable=False),
+    sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=True),
+    sa.Column('suspended_until', sa.Date(), nullable=True),
+    sa.Column('recorded_by', sa.String(length=64), nullable=False),
+    sa.Column('recorded_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=True),
+    sa.ForeignKeyConstraint(['expert_id'], ['experts.id'], name=op.f('fk_expert_credits_expert_id_experts'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_expert_credits_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_expert_credits'))
+    )
+    with op.batch_alter_table('expert_credits', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_expert_credits_expert_id'), ['expert_id'], unique=False)
+
+    op.create_table('expert_services',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('expert_id', sa.String(length=128), nullable=False),
+    sa.Column('tenderee_code', sa.String(length=128), nullable=False),
+    sa.Column('served_on', sa.Date(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['expert_id'], ['experts.id'], name=op.f('fk_expert_services_expert_id_experts'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_expert_services_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_expert_services'))
+    )
+    with op.batch_alter_table('expert_services', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_expert_services_expert_id'), ['expert_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_expert_services_project_id'), ['project_id'], unique=False)
 
     op.create_table('lots',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -510,10 +687,32 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_lots_project_id'))
 
     op.drop_table('lots')
+    with op.batch_alter_table('expert_services', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_expert_services_project_id'))
+        batch_op.drop_index(batch_op.f('ix_expert_services_expert_id'))
+
+    op.drop_table('expert_services')
+    with op.batch_alter_table('expert_credits', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_expert_credits_expert_id'))
+
+    op.drop_table('expert_credits')
+    with op.batch_alter_table('draw_records', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_draw_records_project_id'))
+
+    op.drop_table('draw_records')
+    with op.batch_alter_table('draw_commitments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_draw_commitments_project_id'))
+
+    op.drop_table('draw_commitments')
     with op.batch_alter_table('documents', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_documents_project_id'))
 
     op.drop_table('documents')
+    with op.batch_alter_table('committee_members', schema=None) as batch_op:
+        batch_op.drop_index('ix_committee_members_project_lot')
+        batch_op.drop_index(batch_op.f('ix_committee_members_expert_id'))
+
+    op.drop_table('committee_members')
     with op.batch_alter_table('clarifications', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_clarifications_project_id'))
 
@@ -554,6 +753,20 @@ def downgrade() -> None:
 
     op.drop_table('projects')
     op.drop_table('users')
+    with op.batch_alter_table('expert_specialties', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_expert_specialties_code'))
+
+    op.drop_table('expert_specialties')
+    with op.batch_alter_table('expert_relationships', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_expert_relationships_org_code'))
+        batch_op.drop_index(batch_op.f('ix_expert_relationships_expert_id'))
+
+    op.drop_table('expert_relationships')
+    with op.batch_alter_table('expert_employments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_expert_employments_org_code'))
+        batch_op.drop_index(batch_op.f('ix_expert_employments_expert_id'))
+
+    op.drop_table('expert_employments')
     op.drop_table('bid_nonces')
     op.drop_table('revoked_tokens')
     op.drop_table('organisations')
@@ -568,5 +781,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_log_details_subject'))
 
     op.drop_table('log_details')
+    with op.batch_alter_table('experts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_experts_title'))
+        batch_op.drop_index(batch_op.f('ix_experts_status'))
+        batch_op.drop_index(batch_op.f('ix_experts_region'))
+
+    op.drop_table('experts')
     op.drop_table('checkpoints')
     # ### end Alembic commands ###
