@@ -1,10 +1,12 @@
-"""Running `ebid` commands as subprocesses, with their wall time and peak memory."""
+"""Running `ebid` commands as subprocesses, with their wall time and peak memory (peak RSS)."""
 from __future__ import annotations
 
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ EBID = [sys.executable, "-c", "import sys; sys.argv[0] = 'ebid'; from wsgi impor
 
 @dataclass
 class Finished:
-    """A finished child: exit status, wall seconds, peak RSS (ru_maxrss of wait4), output."""
+    """A finished child: exit status, wall seconds, peak RSS in kB, output."""
 
     returncode: int
     wall_s: float
@@ -27,44 +29,58 @@ class Finished:
     stderr: str
 
 
+# A launcher that runs the command as its only child and reports that child's peak RSS
+# (RUSAGE_CHILDREN). Needed because a child forked straight from this (large) process
+# starts with this process's resident pages counted in its own peak RSS.
+_LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[2:])\n"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(code)\n"
+)
+TIME = "/usr/bin/time"
+
+
 def run_measured(args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
                  timeout: float = 900.0) -> Finished:
-    """Run a child and read its own peak RSS from ``os.wait4`` (the rusage of that child
-    alone: RUSAGE_CHILDREN would mix in every earlier child of this process)."""
-    out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-child-{os.getpid()}-{time.monotonic_ns()}"
+    """Run a child; return its exit status, wall time and peak RSS.
+
+    The peak RSS comes from ``/usr/bin/time -f %M`` (or, without it, a small Python
+    launcher's RUSAGE_CHILDREN): the measured process is forked from a small parent, so
+    its figure is its own.
+    """
+    base = Path(tempfile.mkdtemp(prefix="bench-child-"))
+    rss_file = base / "rss"
+    if os.path.exists(TIME):
+        wrapped = [TIME, "-f", "%M", "-o", str(rss_file), *args]
+    else:
+        wrapped = [sys.executable, "-c", _LAUNCHER, str(rss_file), *args]
     full_env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                 **(env or {})}
-    with open(f"{out_path}.out", "w+b") as out, open(f"{out_path}.err", "w+b") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(list(args), cwd=str(cwd or ROOT), env=full_env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=err)
-        deadline = start + timeout
-        try:
-            while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-                if pid:
-                    break
-                if time.perf_counter() > deadline:
-                    proc.kill()
-                    pid, status, usage = os.wait4(proc.pid, 0)
-                    break
-                time.sleep(0.005)
-        except BaseException:
-            if proc.returncode is None:
+    try:
+        with open(base / "out", "w+b") as out, open(base / "err", "w+b") as err:
+            start = time.perf_counter()
+            proc = subprocess.Popen(wrapped, cwd=str(cwd or ROOT), env=full_env, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=err)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
                 proc.kill()
-                os.wait4(proc.pid, 0)
-            raise
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)   # reaped here; Popen must not wait
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    for suffix in (".out", ".err"):
+                proc.wait()
+            wall = time.perf_counter() - start
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
         try:
-            os.unlink(f"{out_path}{suffix}")
-        except FileNotFoundError:
-            pass
-    return Finished(proc.returncode, wall, usage.ru_maxrss, stdout, stderr)
+            text = rss_file.read_text().strip().splitlines()
+            max_rss = int(text[-1]) if text else 0
+        except (FileNotFoundError, ValueError):
+            max_rss = 0
+        if stderr.startswith("Command exited with non-zero status"):
+            stderr = stderr.split("\n", 1)[-1]
+        return Finished(proc.returncode, wall, max_rss, stdout, stderr)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def ebid(*args: str, env: Mapping[str, str] | None = None, timeout: float = 900.0) -> Finished:

@@ -1,0 +1,178 @@
+"""Item 1: the deadline burst.
+
+N bidders (default 1,000; ``--bidders``; 10x in the full run) each submit a sealed
+``bid-form.json`` to one tender over HTTP, concurrently, as a bidder's tool does it: POST
+the signed manifest, PUT the ``.ebid`` bytes to the upload URL, get the signed receipt;
+with every server check (signature against the registered key, policy, framing, hashes,
+nonce, deadline under the tender lock, the hidden log entry and its checkpoint). Through
+gunicorn with the documented settings, on SQLite and on PostgreSQL.
+
+Then every receipt's signature is verified with the platform's receipt key, its id checked
+against the manifest sent, and every receipt looked up among the stored submissions (and
+its sealed file in the blob store): zero lost receipts.
+
+Baseline: ``POST /insert`` of the baseline app, one row through the same ORM into a fresh
+database of the same kind, under the same gunicorn settings, with the same client and the
+manifest as body.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import sqlalchemy as sa
+
+from bench import baseline_app, env
+from bench.core import Context, NotMeasured, Row, not_measured
+from bench.load import Http, LoadResult, TaskFailed, expect, run_tasks
+from bench.platform import Platform, Tender, require_platform
+from bench.sealkit import Cast, SealedFile, now_text, seal_bid_form
+from bench.servers import BASELINE_APP, Server
+
+CONCURRENCY = 32          # client threads (each a keep-alive connection)
+GOAL_RATIO = 0.5
+
+
+def _time_limit(n: int) -> float:
+    return min(1200.0, max(60.0, n * 0.12))
+
+
+def _sealed(ctx: Context, cast: Cast, tender: Tender, n: int) -> list[SealedFile]:
+    """The first ``n`` bidders' sealed forms for this tender (cached per tender and policy)."""
+    cache = ctx.shared.setdefault("burst_sealed", {})
+    key = (tender.tender, hashlib.sha256(tender.policy_bytes).hexdigest())
+    bids: list[SealedFile] = cache.setdefault(key, [])
+    if len(bids) < n:
+        ctx.log(f"burst: sealing {n - len(bids):,} bid forms (bidder side, not timed)")
+        created = now_text()
+        for i in range(len(bids), n):
+            bids.append(seal_bid_form(tender.policy_bytes, tender.tender, Cast.bidder_code(i), cast.bidder_keys[i],
+                                      price=f"{10_000_000 + i * 37}.00", created=created))
+    return bids[:n]
+
+
+def _submit_task(plat: Platform, tender: Tender, bids: list[SealedFile]) -> Any:
+    base = tender.base
+
+    def task(i: int, http: Http) -> dict[str, Any]:
+        bid, auth = bids[i], f"Bearer {plat.tokens[i]}"
+        status, body = http.request("POST", f"{base}/submissions", body=bid.manifest_bytes,
+                                    headers={"Authorization": auth, "Content-Type": "application/json"})
+        expect(status, body, 201)
+        upload = json.loads(body)["data"]["upload"]
+        status, body = http.request("PUT", upload, body=bid.ebid,
+                                    headers={"Authorization": auth, "Content-Type": "application/octet-stream"})
+        expect(status, body, 201)
+        return json.loads(body)["data"]
+    return task
+
+
+def _verify(plat: Platform, tender: Tender, bids: list[SealedFile], result: LoadResult) -> dict[str, Any]:
+    """Every receipt: signature, id, stored submission, stored blob."""
+    from core.blobs import FolderBlobStore
+    from crypto.errors import CryptoError
+    from crypto.signing import RECEIPT, verify_object
+
+    bad: list[str] = []
+    verified: dict[str, str] = {}
+    for i, envelope in result.results.items():
+        try:
+            payload = verify_object(envelope, "receipt", RECEIPT, plat.receipt_public)
+        except CryptoError as exc:
+            bad.append(f"bidder {i}: {exc.code}")
+            continue
+        if payload.get("receipt") != bids[i].manifest_sha256 or payload.get("manifest_sha256") != bids[i].manifest_sha256:
+            bad.append(f"bidder {i}: receipt names another manifest")
+            continue
+        verified[payload["receipt"]] = payload["ciphertext_sha256"]
+    engine = plat.engine()
+    try:
+        with engine.connect() as conn:
+            stored = dict(conn.execute(sa.text(
+                "SELECT manifest_sha256, ciphertext_sha256 FROM bid_submissions WHERE project_id = :p"),
+                {"p": tender.id}).all())
+    finally:
+        engine.dispose()
+    blobs = FolderBlobStore(plat.instance / "blobs")
+    lost = [r for r, c in verified.items() if stored.get(r) != c or not blobs.exists(c)]
+    return {"receipts": len(result.results), "verified": len(verified), "bad": bad[:10], "bad_count": len(bad),
+            "stored_rows": len(stored), "lost": len(lost), "lost_samples": lost[:5]}
+
+
+def _baseline(ctx: Context, kind: str, bids: list[SealedFile], n: int) -> LoadResult:
+    with env.fresh_database(kind, ctx.scratch("baseline"), ctx.pg_admin_url, "insert", migrated=False) as url:
+        baseline_app.create_table(url)
+        server = Server(BASELINE_APP, {"BENCH_DATABASE_URL": url}, ctx.scratch("logs"), f"baseline-insert-{kind}-{n}",
+                        ready_path="/ping")
+        with server:
+            def task(i: int, http: Http) -> None:
+                status, body = http.request("POST", "/insert", body=bids[i].manifest_bytes,
+                                            headers={"Content-Type": "application/json"})
+                expect(status, body, 201)
+            result = run_tasks(server.port, n, task, concurrency=CONCURRENCY, time_limit=_time_limit(n))
+        rows = baseline_app.count_rows(url)
+        if rows != result.ok:
+            raise TaskFailed(f"baseline stored {rows} rows for {result.ok} answers")
+    return result
+
+
+def _rows(kind: str, n: int, scale: int, op: LoadResult, base: LoadResult, check: dict[str, Any]) -> list[Row]:
+    case = f"{kind}, {n:,} bidders ({scale}x)"
+    extra = {"series": "burst", "database": kind, "bidders": n, "scale": scale}
+    ratio = (op.rate or 0) / base.rate if base.rate else None
+    errors = op.errors + op.not_started
+    stored_ok = check["verified"] - check["lost"]
+    return [
+        Row(case, "accepted/s", "1/s", op.rate, base.rate, goal=f"ratio ≥ {GOAL_RATIO}",
+            goal_met=ratio is not None and ratio >= GOAL_RATIO,
+            note=f"baseline: one-row insert/s; {CONCURRENCY} client threads; wall {op.wall_s:.1f} s vs "
+                 f"{base.wall_s:.1f} s", extra=extra),
+        Row(case, "p50 latency", "ms", _ms(op.p(50)), _ms(base.p(50)), better="lower",
+            note="per bidder: POST manifest + PUT file", extra=extra),
+        Row(case, "p99 latency", "ms", _ms(op.p(99)), _ms(base.p(99)), better="lower", extra=extra),
+        Row(case, "errors", "", float(errors), float(base.errors + base.not_started), better="lower", goal="0",
+            goal_met=errors == 0,
+            note="; ".join(op.error_samples[:2])[:300] + (f" ({op.retries} retried)" if op.retries else ""),
+            extra=extra),
+        Row(case, "receipts verified and stored", "", float(stored_ok), float(n), goal="all (zero lost)",
+            goal_met=stored_ok == n and check["bad_count"] == 0 and check["lost"] == 0,
+            note=f"{check['bad_count']} bad signatures/ids, {check['lost']} lost, "
+                 f"{check['stored_rows']} rows stored; baseline: N sent", extra=extra),
+    ]
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
+def burst(ctx: Context, cast: Cast, kind: str, n: int, scale: int, details: dict[str, Any]) -> list[Row]:
+    with Platform(ctx, kind, f"burst-{kind}-{n}", cast=cast, bidders=n) as plat:
+        plat.start_server()
+        tender = plat.create_tender()
+        bids = _sealed(ctx, cast, tender, n)
+        ctx.log(f"burst: {n:,} bidders on {kind} (platform)")
+        op = run_tasks(plat.port, n, _submit_task(plat, tender, bids), concurrency=CONCURRENCY,
+                       time_limit=_time_limit(n), keep_results=True)
+        check = _verify(plat, tender, bids, op)
+    ctx.log(f"burst: {n:,} inserts on {kind} (baseline)")
+    base = _baseline(ctx, kind, bids, n)
+    details.setdefault("runs", []).append({"database": kind, "bidders": n, "scale": scale, "operation": op.summary(),
+                                           "baseline": base.summary(), "receipts": check})
+    return _rows(kind, n, scale, op, base, check)
+
+
+def run(ctx: Context, details: dict[str, Any]) -> list[Row]:
+    require_platform("bidding.api", "bidding.submission")
+    kinds = ["sqlite"] + (["postgresql"] if ctx.pg_admin_url else [])
+    cast = Cast.make(ctx.bidders * max(ctx.scales))
+    details["concurrency"] = CONCURRENCY
+    rows: list[Row] = []
+    for scale in ctx.scales:
+        for kind in kinds:
+            rows += burst(ctx, cast, kind, ctx.bidders * scale, scale, details)
+    if not ctx.pg_admin_url:
+        rows.append(not_measured("postgresql", "accepted/s", ctx.pg_reason))
+    if not rows:
+        raise NotMeasured("no database")
+    return rows
