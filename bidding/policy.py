@@ -147,7 +147,7 @@ def _editable_project(session: Session, actor: Actor, now: datetime, project_id:
     deadline_passed = project.bid_deadline is not None and now >= project.bid_deadline
     if status not in _EDITABLE or deadline_passed or session.get(Closing, project.id) is not None:
         raise Conflict("The policy is set before the bid deadline only", code="policy_frozen",
-                       message_zh="开标策略只能在投标截止前设置", status=str(status))
+                       message_zh="开标策略只能在投标截止前设置", project_status=str(status))
     return project
 
 

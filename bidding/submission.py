@@ -109,7 +109,7 @@ def check_open(session: Session, project: Project, now: datetime) -> None:
     status = projects.status_of(project, now)
     if status != Status.BIDDING or project.bid_deadline is None:
         raise Conflict("The tender is not accepting bids", code="tender_not_open",
-                       message_zh="该项目当前不接受投标", status=str(status))
+                       message_zh="该项目当前不接受投标", project_status=str(status))
 
 
 def check_nonce(session: Session, bidder_org_id: int, nonce: str) -> None:
@@ -236,13 +236,14 @@ def find_upload(session: Session, actor: Actor, now: datetime, project_id: int,
                                                          Submission.project_id == project.id)).scalar_one_or_none()
     if stored is not None and stored.bidder_org_id == actor.org_id:
         return stored.receipt
+    # a late upload is refused before its body is read (and closing removed its pending row)
+    check_open(session, project, now)
     pending = session.execute(sa.select(PendingUpload).where(
         PendingUpload.project_id == project.id, PendingUpload.manifest_sha256 == manifest_sha256)).scalar_one_or_none()
     if pending is None or pending.bidder_org_id != actor.org_id:
         # another organisation's pending upload is as unknown as none: nothing leaks
         raise NotFound("No upload is pending under this address: post the manifest first",
                        code="upload_unknown", message_zh="没有待上传的文件，请先提交清单")
-    check_open(session, project, now)  # refuse a late upload before reading its body
     manifest = pending.envelope["manifest"]
     return PendingFile(project_id=project.id, manifest_sha256=manifest_sha256, manifest=manifest,
                        envelope=pending.envelope, size=manifest["size"])

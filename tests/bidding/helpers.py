@@ -93,6 +93,7 @@ class Bench:
         self.parties = parties or world.standard()
         self.signing: dict[str, Ed25519PrivateKey] = {}
         self.bidder_x25519: dict[str, X25519PrivateKey] = {}
+        self.issued: dict[str, datetime] = {name: clock.now() for name in self.parties}
 
     # ----------------------------------------------------------------- parties and keys
 
@@ -100,7 +101,18 @@ class Bench:
         return self.parties[name]
 
     def headers(self, name: str) -> dict[str, str]:
-        return self.parties[name].headers
+        """Bearer headers; logs in again when the clock has moved (tokens last 15 minutes)."""
+        party, now = self.parties[name], self.clock.now()
+        issued = self.issued.get(name)
+        if issued is not None and not timedelta(0) <= now - issued < timedelta(minutes=10):
+            resp = self.client.post("/api/v1/auth/token", json={"username": party.username,
+                                                                "password": party.password})
+            assert resp.status_code == 200, resp.get_json()
+            party.token = resp.get_json()["data"]["access_token"]
+            issued = None
+        if issued is None:
+            self.issued[name] = now
+        return party.headers
 
     def signing_key(self, name: str) -> Ed25519PrivateKey:
         """The party's Ed25519 key, registered with its account on first use."""
