@@ -7,6 +7,7 @@ import sys
 import click
 
 from core.cli_support import fail, with_app
+from trading import experts_cli
 
 
 @click.group("db", help="Database schema.")
@@ -89,3 +90,4 @@ def users_create_org(code: str, name: str, kind: str, region: str | None) -> Non
 def attach(cli: click.Group) -> None:
     cli.add_command(db_group)
     cli.add_command(users_group)
+    experts_cli.attach(cli)
