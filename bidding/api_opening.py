@@ -29,19 +29,19 @@ blp = Blueprint("opening", __name__, url_prefix="/api/v1/tenders",
 BEARER = [{"bearer": []}]
 
 
-class ReleasesIn(Schema):
+class ReleaseBatchIn(Schema):
     data = fields.List(fields.Dict(), required=True,
                        validate=validate.Length(min=1, max=releases.MAX_RELEASES_PER_REQUEST))
 
 
-class TextIn(Schema):
-    class _Text(Schema):
+class OpeningTextIn(Schema):
+    class OpeningText(Schema):
         text = fields.String(required=True, validate=validate.Length(min=1, max=4000))
 
-    data = fields.Nested(_Text, required=True)
+    data = fields.Nested(OpeningText, required=True)
 
 
-class ReleaseOut(Schema):
+class ReleaseResultOut(Schema):
     lot = fields.String()
     bidder = fields.String()
     file = fields.String()
@@ -50,11 +50,11 @@ class ReleaseOut(Schema):
     digest_match = fields.Boolean()
 
 
-class ReleasesOut(Schema):
-    data = fields.List(fields.Nested(ReleaseOut))
+class ReleaseBatchOut(Schema):
+    data = fields.List(fields.Nested(ReleaseResultOut))
 
 
-class ObjectionOut(Schema):
+class OpeningObjectionOut(Schema):
     id = fields.Integer()
     bidder = fields.String(allow_none=True)
     text = fields.String()
@@ -63,8 +63,8 @@ class ObjectionOut(Schema):
     answered_at = fields.DateTime(allow_none=True)
 
 
-class ObjectionEnvelope(Schema):
-    data = fields.Nested(ObjectionOut)
+class OpeningObjectionEnvelope(Schema):
+    data = fields.Nested(OpeningObjectionOut)
 
 
 class OpeningEnvelope(Schema):
@@ -79,7 +79,7 @@ class BidKeyOut(Schema):
     ebid = fields.String()
 
 
-class BidKeysOut(Schema):
+class BidKeyListOut(Schema):
     data = fields.List(fields.Nested(BidKeyOut))
 
 
@@ -116,8 +116,8 @@ def _logged(project: Project, action: str, work: Callable[[], Any]) -> Any:
 
 
 @blp.route("/<int:tender>/releases", methods=["POST"])
-@blp.arguments(ReleasesIn)
-@blp.response(201, ReleasesOut)
+@blp.arguments(ReleaseBatchIn)
+@blp.response(201, ReleaseBatchOut)
 @blp.doc(security=BEARER)
 def post_releases(body: dict[str, Any], tender: int) -> dict[str, Any]:
     """Post signed share releases (custodians after closing; role bidder: the bidder)."""
@@ -170,8 +170,8 @@ def get_opening(tender: int) -> dict[str, Any]:
 
 
 @blp.route("/<int:tender>/opening/objections", methods=["POST"])
-@blp.arguments(TextIn)
-@blp.response(201, ObjectionEnvelope)
+@blp.arguments(OpeningTextIn)
+@blp.response(201, OpeningObjectionEnvelope)
 @blp.doc(security=BEARER)
 def post_objection(body: dict[str, Any], tender: int) -> dict[str, Any]:
     """A bidder raises an objection during the opening (C5)."""
@@ -183,8 +183,8 @@ def post_objection(body: dict[str, Any], tender: int) -> dict[str, Any]:
 
 
 @blp.route("/<int:tender>/opening/objections/<int:objection_id>/answer", methods=["POST"])
-@blp.arguments(TextIn)
-@blp.response(200, ObjectionEnvelope)
+@blp.arguments(OpeningTextIn)
+@blp.response(200, OpeningObjectionEnvelope)
 @blp.doc(security=BEARER)
 def post_answer(body: dict[str, Any], tender: int, objection_id: int) -> dict[str, Any]:
     """The agent answers an objection on the spot (C5)."""
@@ -203,7 +203,7 @@ def get_record(tender: int) -> dict[str, Any]:
 
 
 @blp.route("/<int:tender>/bid-keys", methods=["GET"])
-@blp.response(200, BidKeysOut)
+@blp.response(200, BidKeyListOut)
 def get_bid_keys(tender: int) -> dict[str, Any]:
     """K and the .ebid of every opened bid-form.json, so anyone can re-check them (§6)."""
     rows = service.bid_keys(db.session, current_actor(optional=True), tender)
