@@ -6,7 +6,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Response
 from flask_smorest import Api, Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from audits import log, merkle, notes
 from audits.models import Checkpoint, LogDetail, LogEntry
@@ -30,27 +30,27 @@ def _text(body: str, immutable: bool = False) -> Response:
 
 
 class CheckpointArgs(Schema):
-    size = fields.Integer(validate=lambda n: n >= 0)
+    size = fields.Integer(validate=validate.Range(min=0))
 
 
 class KeyArgs(Schema):
-    kind = fields.String(validate=lambda k: k in ("log", "receipt"))
-    kid = fields.String(validate=lambda k: len(k) == 16)
+    kind = fields.String(validate=validate.OneOf(["log", "receipt"]))
+    kid = fields.String(validate=validate.Regexp(r"^[0-9a-f]{16}$"))
 
 
 class EntriesArgs(Schema):
-    start = fields.Integer(required=True, validate=lambda n: n >= 0)
-    end = fields.Integer(required=True, validate=lambda n: n >= 0)
+    start = fields.Integer(required=True, validate=validate.Range(min=0))
+    end = fields.Integer(required=True, validate=validate.Range(min=0))
 
 
 class InclusionArgs(Schema):
-    index = fields.Integer(required=True, validate=lambda n: n >= 0)
-    size = fields.Integer(required=True, validate=lambda n: n >= 1)
+    index = fields.Integer(required=True, validate=validate.Range(min=0))
+    size = fields.Integer(required=True, validate=validate.Range(min=1))
 
 
 class ConsistencyArgs(Schema):
-    first = fields.Integer(required=True, validate=lambda n: n >= 0)
-    second = fields.Integer(required=True, validate=lambda n: n >= 0)
+    first = fields.Integer(required=True, validate=validate.Range(min=0))
+    second = fields.Integer(required=True, validate=validate.Range(min=0))
 
 
 class LeafOut(Schema):
@@ -99,13 +99,13 @@ def key(args: dict[str, Any]) -> Response:
     """The log verifier key line, or a receipt public key (current or retired by ``kid``)."""
     rt = runtime()
     if args.get("kind", "log") == "log":
-        return _text(notes.verifier_key_line(rt.log_origin, rt.keys.log_public) + "\n")
+        return _text(notes.verifier_key_line(rt.log_origin, rt.keys.log_public))
     if "kid" in args:
         public = rt.keys.receipt_public_by_kid(args["kid"])
         if public is None:
             raise NotFound("No receipt key with that kid", code="unknown_kid")
-        return _text(b64encode(public) + "\n", immutable=True)
-    return _text(b64encode(rt.keys.receipt_public) + "\n")
+        return _text(b64encode(public), immutable=True)
+    return _text(b64encode(rt.keys.receipt_public))
 
 
 @blp.route("/entries", methods=["GET"])

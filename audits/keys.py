@@ -123,6 +123,10 @@ def load_keys(instance_path: str | os.PathLike[str], *, log_key_file: str | None
         current = (folder / "receipt.current").read_text().strip()
         receipt_key = _load_private(folder / f"receipt-{current}.pem")
     retired.pop(_kid(_raw(receipt_key.public_key())), None)
+    log_public = _raw(log_key.public_key())
+    if log_public == _raw(receipt_key.public_key()) or log_public in retired.values():
+        # PROTOCOL §7: the log key and the receipt key are different keys.
+        raise ValueError("the log key must differ from every receipt key")
     secret = secret_key or (folder / "secret.key").read_text().strip()
     return PlatformKeys(log_key=log_key, receipt_key=receipt_key, secret_key=secret,
                         retired_receipt_keys=retired)

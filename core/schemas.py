@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import Schema, ValidationError, fields, validate
 
 from core.clock import ClockConfigError, format_instant, parse_instant
 
@@ -59,8 +59,9 @@ def Identifier(**kwargs: Any) -> fields.String:
 
 
 class PageArgs(Schema):
-    page = fields.Integer(load_default=1, validate=lambda n: n >= 1)
-    per_page = fields.Integer(load_default=20, validate=lambda n: 1 <= n <= 100)
+    # Validators must raise, not return False: marshmallow 4 ignores a False return.
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class PageMeta(Schema):

@@ -77,6 +77,7 @@ def _drop_guards(backend: str) -> list[str]:
     return ["DROP TRIGGER log_entries_no_update", "DROP TRIGGER log_entries_no_delete"]
 
 
+@pytest.mark.fresh_db
 @pytest.mark.parametrize("attack", ["edit", "delete", "reorder"])
 def test_rows_changed_behind_the_platforms_back_are_caught(app, clock, backend, attack, tmp_path):
     from click.testing import CliRunner
@@ -221,3 +222,41 @@ def test_key_files_are_owner_only(app, backend):
     for name in os.listdir(folder):
         if name.endswith(".pem") or name == "secret.key":
             assert stat.S_IMODE(os.stat(os.path.join(folder, name)).st_mode) == 0o600, name
+
+
+@pytest.mark.parametrize("statement", [
+    "INSERT OR REPLACE INTO log_entries (\"index\", at, action, subject, entry, leaf_hash) "
+    "SELECT \"index\", at, 'forged', subject, entry, leaf_hash FROM log_entries WHERE \"index\" = 0",
+    "REPLACE INTO checkpoints (size, root, note, issued_at) SELECT size, root, 'forged', issued_at FROM checkpoints",
+    "UPDATE log_head SET size = size + 5",
+])
+def test_sqlite_replace_and_head_jumps_are_refused(app, clock, backend, statement):
+    if backend != "sqlite":
+        pytest.skip("REPLACE is SQLite syntax; PostgreSQL's ON CONFLICT UPDATE fires the UPDATE trigger")
+    _append_many(app, clock, 3)
+    with app.app_context():
+        with pytest.raises(sa.exc.DBAPIError):
+            db.session.execute(sa.text(statement))
+            db.session.commit()
+        db.session.rollback()
+        assert check_storage(db.session, _key_line(app)).ok
+
+
+def test_audit_query_parameters_are_validated(app, client, clock, backend):
+    _append_many(app, clock, 3)
+    for url in ("/api/v1/audit/entries?start=-1&end=3", "/api/v1/audit/entries?start=-3&end=-1",
+                "/api/v1/audit/proof/inclusion?index=-1&size=3",
+                "/api/v1/audit/proof/consistency?first=-1&second=3", "/api/v1/audit/key?kind=bogus",
+                "/api/v1/audit/key?kind=receipt&kid=xyz"):
+        resp = client.get(url)
+        assert resp.status_code == 422, url
+        assert resp.get_json()["error"]["code"] == "validation_failed"
+
+
+def test_log_key_must_differ_from_receipt_keys(app, backend):
+    import os
+    from audits.keys import load_keys
+    keys_dir = os.path.join(app.instance_path, "keys")
+    current = open(os.path.join(keys_dir, "receipt.current")).read().strip()
+    with pytest.raises(ValueError):
+        load_keys(app.instance_path, log_key_file=os.path.join(keys_dir, f"receipt-{current}.pem"))

@@ -11,6 +11,8 @@ branch_labels = None
 depends_on = None
 
 APPEND_ONLY = ("log_entries", "log_nodes", "log_details", "checkpoints")
+PRIMARY_KEYS = {"log_entries": ("index",), "log_nodes": ("level", "index"),
+                "log_details": ("index",), "checkpoints": ("size",)}
 
 
 def upgrade() -> None:
@@ -29,8 +31,8 @@ def upgrade() -> None:
         op.execute("""
             CREATE FUNCTION ebid_log_head_forward() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
-                IF NEW.size < OLD.size THEN
-                    RAISE EXCEPTION 'audit log head may only grow';
+                IF NEW.size <> OLD.size + 1 THEN
+                    RAISE EXCEPTION 'audit log head grows by one entry at a time';
                 END IF;
                 RETURN NEW;
             END $$""")
@@ -43,9 +45,15 @@ def upgrade() -> None:
             for verb in ("UPDATE", "DELETE"):
                 op.execute(f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
                            f"BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END")
+            # REPLACE / INSERT OR REPLACE delete the old row without firing DELETE triggers
+            # (recursive triggers are off), so refuse any insert that would meet an old row.
+            match = " AND ".join(f'"{col}" = NEW."{col}"' for col in PRIMARY_KEYS[table])
+            op.execute(f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
+                       f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {match}) "
+                       f"BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END")
         op.execute("CREATE TRIGGER log_head_forward BEFORE UPDATE ON log_head "
-                   "WHEN NEW.size < OLD.size "
-                   "BEGIN SELECT RAISE(ABORT, 'audit log head may only grow'); END")
+                   "WHEN NEW.size <> OLD.size + 1 "
+                   "BEGIN SELECT RAISE(ABORT, 'audit log head grows by one entry at a time'); END")
         op.execute("CREATE TRIGGER log_head_no_delete BEFORE DELETE ON log_head "
                    "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END")
 
