@@ -260,3 +260,43 @@ def test_keys_of_files_other_than_the_bid_form_are_never_published(kit: OpeningK
     assert {k["file"] for k in keys} == {"bid-form.json"} and len(keys) == 3
     stored = kit.bench.db(lambda s: s.query(OpeningResult).filter_by(file="proposal.pdf").one().bid_key)
     assert bytes(stored) == proposal.bid_key   # kept for the committee, not published
+
+
+def test_under_role_bidder_each_bidder_releases_its_own_share_or_answers_for_it(kit: OpeningKit):
+    """Joint practice (2 of 2, bidder and agent): a bidder that does not release its own
+    share in the window has failed its own bid (§6: revoked under C4)."""
+    tender = kit.bench.tender(mode="joint")
+    bids = [kit.bid(tender, n, price) for n, price in PRICES.items()]
+    kit.close(tender)
+    kit.agent(tender, "start")
+    kit.release_all(tender, (2,))
+    cp = kit.checkpoint()
+    mine = kit.release(tender, 1, bids[0], checkpoint=cp, signer=bids[0].bidder)
+    stolen = kit.release(tender, 1, bids[0], checkpoint=cp, signer=bids[1].bidder)
+    resp = kit.post_releases(tender, bids[1].bidder, [stolen])
+    assert resp.status_code == 403 and resp.get_json()["error"]["code"] == "not_custodian"
+    assert kit.post_releases(tender, bids[1].bidder, [mine]).get_json()["error"]["code"] == "not_custodian"
+    assert kit.post_releases(tender, bids[0].bidder, [mine]).status_code == 201
+    second = kit.release(tender, 1, bids[1], checkpoint=cp, signer=bids[1].bidder)
+    assert kit.post_releases(tender, bids[1].bidder, [second]).status_code == 201
+    kit.bench.clock.set(tender.deadline + timedelta(seconds=3600))
+    assert kit.agent(tender, "finish").status_code == 200
+    by_org = _bids_by_org(kit.client.get(f"{tender.base}/opening-record").get_json()["data"])
+    assert [by_org[b.org]["status"] for b in bids[:2]] == ["opened", "opened"]
+    assert (by_org[bids[2].org]["status"], by_org[bids[2].org]["fault"]) == ("revoked", "bidder")
+
+
+def test_a_lot_with_too_few_bids_is_not_opened_while_the_others_are(kit: OpeningKit):
+    tender = kit.tender(lots=("L1", "L2"))
+    tender.lots = ["L1", "L2"]
+    bids = [kit.bid(tender, n, price) for n, price in PRICES.items()]
+    short = [kit.bid(tender, n, "5.00", lot="L2") for n in (1, 2)]
+    kit.close(tender)
+    start = kit.agent(tender, "start").get_json()["data"]
+    assert start["status"] == "open" and start["lots_not_opened"] == ["L2"]
+    assert {(f["lot"], f["bidder"]) for f in start["files"]} == {("L1", b.org) for b in bids}
+    kit.release_all(tender, (1, 2, 3, 4), bids=bids)
+    record = kit.agent(tender, "finish").get_json()["data"]
+    assert record["lots"] == [{"lot": "L1", "bids": 3, "opened": True}, {"lot": "L2", "bids": 2, "opened": False}]
+    assert {b["lot"] for b in record["bids"]} == {"L1"}
+    assert short and len(record["bids"]) == 3
