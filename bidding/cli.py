@@ -276,7 +276,7 @@ def release(server: str, tender: str, index: int, key_path: str, signing_key: st
     t = urllib.parse.quote(tender, safe="")
     try:
         now = clock_from_env().now()
-        _check_policy(client, t, tender, index, x25519, signer)
+        own_files_only = _check_policy(client, t, tender, index, x25519, signer)
         if log_key_path is not None:
             log_key = _read_file(log_key_path).decode("utf-8").strip()
         else:
@@ -296,6 +296,11 @@ def release(server: str, tender: str, index: int, key_path: str, signing_key: st
         plan = plan_releases(tender, index, closed, shares, x25519)
         for what, why in plan.skipped:
             click.echo(f"warning: not releasing {what}: {why}", err=True)
+        served = {(s.get("lot"), s.get("bidder"), s.get("file")) for s in shares if isinstance(s, dict)}
+        if not own_files_only:
+            # a platform withholding a listed file's share would keep that bid from opening
+            for lot, bidder, name in sorted(set(closed.files) - served):
+                click.echo(f"warning: the server served no share of listed file {lot}/{bidder}/{name}", err=True)
         if dry_run:
             for payload in plan.releases:
                 click.echo(f"would release share {index} of {payload['lot']}/{payload['bidder']}/"
@@ -317,8 +322,9 @@ def release(server: str, tender: str, index: int, key_path: str, signing_key: st
         _fail(exc.code, exc.message)
 
 
-def _check_policy(client: Server, t: str, tender: str, index: int, x25519: Any, signer: Any) -> None:
-    """Slot ``index`` of the published policy must hold our keys (or be the bidder's slot)."""
+def _check_policy(client: Server, t: str, tender: str, index: int, x25519: Any, signer: Any) -> bool:
+    """Slot ``index`` of the published policy must hold our keys, or be the bidder's own slot
+    (then True: a bidder is served the shares of its own files only)."""
     try:
         policy = parse_policy(client.raw(f"/api/v1/tenders/{t}/policy"))
     except CryptoError as exc:
@@ -329,10 +335,11 @@ def _check_policy(client: Server, t: str, tender: str, index: int, x25519: Any, 
         raise ReleaseError("bad_share_index", f"the policy has custodians 1..{policy.n}")
     slot = policy.custodians[index - 1]
     if slot.role == BIDDER:
-        return  # the header's kid of this slot is checked per file against our key
+        return True  # the header's kid of this slot is checked per file against our key
     if slot.kid != key_id(x25519) or slot.signer != key_id(signer):
         raise ReleaseError("not_this_custodian",
                            f"slot {index} of the policy holds other keys than the ones given")
+    return False
 
 
 @click.command("tick")

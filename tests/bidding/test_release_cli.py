@@ -165,6 +165,29 @@ def test_the_release_command_refuses_a_slot_that_is_not_its_own(routed: OpeningK
     assert result.exit_code == 1 and "error: not_this_custodian" in result.output
 
 
+def test_the_release_command_warns_when_a_listed_files_share_is_withheld(routed: OpeningKit, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch):
+    kit = routed
+    tender, bids, _ = _closed_tender(kit)
+    who = _write_keys(tmp_path, kit, tender, 2)
+    inner = release_cli.Server._request
+
+    def withholding(server: Any, method: str, path: str, body: Any = None) -> tuple[int, bytes, str]:
+        status, raw, ctype = inner(server, method, path, body)
+        if "/shares" in path:
+            data = json.loads(raw)
+            raw = json.dumps({"data": data["data"][1:]}).encode()
+        return status, raw, ctype
+
+    monkeypatch.setattr(release_cli.Server, "_request", withholding)
+    monkeypatch.setenv("EBID_TESTING", "1")
+    monkeypatch.setenv("EBID_CLOCK", f"fixed:{format_instant(tender.deadline)}")
+    result = _run(tmp_path, tender, 2, who["username"], "--dry-run", "--log-key", str(tmp_path / "log.key"))
+    assert result.exit_code == 0, result.output
+    assert "warning: the server served no share of listed file" in result.output
+    assert "dry run: 2 share(s) would be released" in result.output
+
+
 def test_tick_closes_due_tenders_once(kit: OpeningKit, database_url: str, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch):
     tender = kit.tender()
