@@ -28,7 +28,7 @@ def import_models() -> None:
     except ModuleNotFoundError as exc:  # the package may not have models yet
         if exc.name != "bidding.models":
             raise
-    for optional in ("trading.experts_models", "audits.supervision_models"):
+    for optional in ("trading.experts_models", "audits.supervision_models", "bidding.award_models"):
         try:
             __import__(optional)
         except ModuleNotFoundError as exc:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-22 02:45:44.706785
+Create Date: 2026-11-22 02:54:59.459952
 """
 from alembic import op
 import sqlalchemy as sa
@@ -222,6 +222,95 @@ def upgrade() -> None:
     with op.batch_alter_table('signing_keys', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_signing_keys_user_id'), ['user_id'], unique=False)
 
+    op.create_table('award_contracts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('bidder_code', sa.String(length=128), nullable=False),
+    sa.Column('amount', core.db.Money(precision=18, scale=2), nullable=False),
+    sa.Column('terms', sa.JSON(), nullable=False),
+    sa.Column('awarded_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('signed_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('late', sa.Boolean(), nullable=False),
+    sa.Column('recorded_by', sa.String(length=64), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_award_contracts_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_award_contracts')),
+    sa.UniqueConstraint('project_id', 'lot_code', name=op.f('uq_award_contracts_project_id'))
+    )
+    with op.batch_alter_table('award_contracts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_award_contracts_project_id'), ['project_id'], unique=False)
+
+    op.create_table('award_notices',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('kind', sa.String(length=8), nullable=False),
+    sa.Column('bidder_code', sa.String(length=128), nullable=False),
+    sa.Column('winner_code', sa.String(length=128), nullable=False),
+    sa.Column('price', core.db.Money(precision=18, scale=2), nullable=False),
+    sa.Column('issued_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('issued_by', sa.String(length=64), nullable=False),
+    sa.Column('fallback', sa.Boolean(), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_award_notices_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_award_notices')),
+    sa.UniqueConstraint('project_id', 'lot_code', 'bidder_code', name=op.f('uq_award_notices_project_id'))
+    )
+    with op.batch_alter_table('award_notices', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_award_notices_issued_at'), ['issued_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_award_notices_project_id'), ['project_id'], unique=False)
+        batch_op.create_index('uq_award_notices_one_award', ['project_id', 'lot_code'], unique=True, sqlite_where=sa.text("kind = 'award'"), postgresql_where=sa.text("kind = 'award'"))
+
+    op.create_table('award_publicities',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('report_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('scheduled_end', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('late_start', sa.Boolean(), nullable=False),
+    sa.Column('started_by', sa.String(length=64), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_award_publicities_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_award_publicities')),
+    sa.UniqueConstraint('project_id', name=op.f('uq_award_publicities_project_id'))
+    )
+    op.create_table('award_steps',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('step', sa.String(length=40), nullable=False),
+    sa.Column('subject', sa.String(length=64), nullable=False),
+    sa.Column('rule', sa.String(length=8), nullable=False),
+    sa.Column('citation', sa.String(length=300), nullable=False),
+    sa.Column('sense', sa.String(length=16), nullable=False),
+    sa.Column('started_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('provisional', sa.Boolean(), nullable=False),
+    sa.Column('done_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('late', sa.Boolean(), nullable=True),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_award_steps_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_award_steps')),
+    sa.UniqueConstraint('project_id', 'lot_code', 'step', 'subject', name=op.f('uq_award_steps_project_id'))
+    )
+    with op.batch_alter_table('award_steps', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_award_steps_due_at'), ['due_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_award_steps_project_id'), ['project_id'], unique=False)
+
+    op.create_table('award_supervisor_reports',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('due_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('filed_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('late', sa.Boolean(), nullable=False),
+    sa.Column('filed_by', sa.String(length=64), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_award_supervisor_reports_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_award_supervisor_reports')),
+    sa.UniqueConstraint('project_id', name=op.f('uq_award_supervisor_reports_project_id'))
+    )
     op.create_table('bid_closings',
     sa.Column('project_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('deadline', core.db.UTCDateTime(timezone=True), nullable=False),
@@ -393,6 +482,43 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_committee_members_expert_id'), ['expert_id'], unique=False)
         batch_op.create_index('ix_committee_members_project_lot', ['project_id', 'lot'], unique=False)
 
+    op.create_table('complaints',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=True),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('rule', sa.String(length=8), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('filed_by_id', sa.Integer(), nullable=False),
+    sa.Column('bidder_org_id', sa.Integer(), nullable=True),
+    sa.Column('known_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('filed_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('filed_log_index', sa.BigInteger(), nullable=False),
+    sa.Column('accepted_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('accepted_by_id', sa.Integer(), nullable=True),
+    sa.Column('answered_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('handled_by_id', sa.Integer(), nullable=True),
+    sa.Column('answer', sa.Text(), nullable=True),
+    sa.Column('outcome', sa.String(length=16), nullable=True),
+    sa.Column('pause_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('pause_created', sa.Boolean(), nullable=False),
+    sa.Column('resumed_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('pause_note', sa.String(length=200), nullable=True),
+    sa.ForeignKeyConstraint(['accepted_by_id'], ['users.id'], name=op.f('fk_complaints_accepted_by_id_users')),
+    sa.ForeignKeyConstraint(['bidder_org_id'], ['organisations.id'], name=op.f('fk_complaints_bidder_org_id_organisations')),
+    sa.ForeignKeyConstraint(['filed_by_id'], ['users.id'], name=op.f('fk_complaints_filed_by_id_users')),
+    sa.ForeignKeyConstraint(['handled_by_id'], ['users.id'], name=op.f('fk_complaints_handled_by_id_users')),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_complaints_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_complaints'))
+    )
+    with op.batch_alter_table('complaints', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_complaints_bidder_org_id'), ['bidder_org_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_complaints_kind'), ['kind'], unique=False)
+        batch_op.create_index(batch_op.f('ix_complaints_project_id'), ['project_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_complaints_status'), ['status'], unique=False)
+
     op.create_table('documents',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
@@ -464,6 +590,32 @@ def upgrade() -> None:
     with op.batch_alter_table('draw_records', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_draw_records_project_id'), ['project_id'], unique=False)
 
+    op.create_table('eval_reports',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('method', sa.String(length=32), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('bids', sa.JSON(), nullable=False),
+    sa.Column('price_source', sa.String(length=32), nullable=False),
+    sa.Column('started_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_by', sa.String(length=64), nullable=False),
+    sa.Column('computed_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('result', sa.JSON(), nullable=True),
+    sa.Column('result_sha256', sa.String(length=64), nullable=True),
+    sa.Column('submitted_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('failed_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('failure', sa.JSON(), nullable=True),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_eval_reports_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_eval_reports')),
+    sa.UniqueConstraint('project_id', 'lot_code', name=op.f('uq_eval_reports_project_id'))
+    )
+    with op.batch_alter_table('eval_reports', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_eval_reports_project_id'), ['project_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_eval_reports_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_eval_reports_submitted_at'), ['submitted_at'], unique=False)
+
     op.create_table('expert_credits',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('expert_id', sa.String(length=128), nullable=False),
@@ -496,6 +648,41 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_expert_services_expert_id'), ['expert_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_expert_services_project_id'), ['project_id'], unique=False)
 
+    op.create_table('gp_quotes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('bidder_code', sa.String(length=128), nullable=False),
+    sa.Column('price', core.db.Money(precision=18, scale=2), nullable=False),
+    sa.Column('quoted_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('receipts', sa.SmallInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_gp_quotes_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_gp_quotes')),
+    sa.UniqueConstraint('project_id', 'lot_code', 'bidder_code', name=op.f('uq_gp_quotes_project_id'))
+    )
+    with op.batch_alter_table('gp_quotes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_gp_quotes_project_id'), ['project_id'], unique=False)
+
+    op.create_table('gp_rounds',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('number', sa.SmallInteger(), nullable=False),
+    sa.Column('final', sa.Boolean(), nullable=False),
+    sa.Column('suppliers', sa.JSON(), nullable=False),
+    sa.Column('changes_requirements', sa.Boolean(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=False),
+    sa.Column('opened_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('response_due_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('opened_by', sa.String(length=64), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_gp_rounds_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_gp_rounds')),
+    sa.UniqueConstraint('project_id', 'lot_code', 'number', name=op.f('uq_gp_rounds_project_id'))
+    )
+    with op.batch_alter_table('gp_rounds', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_gp_rounds_project_id'), ['project_id'], unique=False)
+
     op.create_table('lots',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
@@ -525,6 +712,69 @@ def upgrade() -> None:
     with op.batch_alter_table('notices', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_notices_project_id'), ['project_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_notices_published_at'), ['published_at'], unique=False)
+
+    op.create_table('supervision_card_alerts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=300), nullable=False),
+    sa.Column('severity', sa.String(length=8), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('rule', sa.String(length=8), nullable=False),
+    sa.Column('step', sa.String(length=64), nullable=False),
+    sa.Column('due_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('raised_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_supervision_card_alerts_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_supervision_card_alerts')),
+    sa.UniqueConstraint('key', 'severity', name='uq_supervision_card_alerts_key')
+    )
+    with op.batch_alter_table('supervision_card_alerts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_supervision_card_alerts_project_id'), ['project_id'], unique=False)
+
+    op.create_table('award_candidates',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('report_id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('bidder_code', sa.String(length=128), nullable=False),
+    sa.Column('rank', sa.SmallInteger(), nullable=False),
+    sa.Column('price', core.db.Money(precision=18, scale=2), nullable=False),
+    sa.Column('total', core.db.Money(precision=18, scale=2), nullable=True),
+    sa.Column('status', sa.String(length=24), nullable=False),
+    sa.Column('status_note', sa.Text(), nullable=True),
+    sa.Column('status_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_award_candidates_project_id_projects')),
+    sa.ForeignKeyConstraint(['report_id'], ['eval_reports.id'], name=op.f('fk_award_candidates_report_id_eval_reports')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_award_candidates')),
+    sa.UniqueConstraint('report_id', 'bidder_code', name=op.f('uq_award_candidates_report_id'))
+    )
+    with op.batch_alter_table('award_candidates', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_award_candidates_project_id'), ['project_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_award_candidates_report_id'), ['report_id'], unique=False)
+
+    op.create_table('award_security_refunds',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('security_id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('bidder_code', sa.String(length=128), nullable=False),
+    sa.Column('winner', sa.Boolean(), nullable=False),
+    sa.Column('amount', core.db.Money(precision=18, scale=2), nullable=False),
+    sa.Column('start_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('with_interest', sa.Boolean(), nullable=False),
+    sa.Column('interest', core.db.Money(precision=18, scale=2), nullable=True),
+    sa.Column('refunded_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('late', sa.Boolean(), nullable=True),
+    sa.Column('refunded_by', sa.String(length=64), nullable=True),
+    sa.Column('log_index', sa.BigInteger(), nullable=True),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_award_security_refunds_project_id_projects')),
+    sa.ForeignKeyConstraint(['security_id'], ['bid_securities.id'], name=op.f('fk_award_security_refunds_security_id_bid_securities')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_award_security_refunds')),
+    sa.UniqueConstraint('security_id', name=op.f('uq_award_security_refunds_security_id'))
+    )
+    with op.batch_alter_table('award_security_refunds', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_award_security_refunds_due_at'), ['due_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_award_security_refunds_project_id'), ['project_id'], unique=False)
 
     op.create_table('bid_opening_objections',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -593,6 +843,100 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_bid_submissions_project_id'), ['project_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_bid_submissions_state'), ['state'], unique=False)
         batch_op.create_index('uq_bid_submissions_live_file', ['project_id', 'lot_code', 'bidder_org_id', 'file'], unique=True, sqlite_where=sa.text("state = 'live'"), postgresql_where=sa.text("state = 'live'"))
+
+    op.create_table('eval_explanations',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('report_id', sa.Integer(), nullable=False),
+    sa.Column('bid', sa.String(length=128), nullable=False),
+    sa.Column('text', sa.Text(), nullable=True),
+    sa.Column('submitted_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('submitted_by_id', sa.Integer(), nullable=True),
+    sa.Column('accepted', sa.Boolean(), nullable=True),
+    sa.Column('decided_by', sa.String(length=128), nullable=True),
+    sa.Column('decided_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('log_index', sa.BigInteger(), nullable=True),
+    sa.ForeignKeyConstraint(['report_id'], ['eval_reports.id'], name=op.f('fk_eval_explanations_report_id_eval_reports')),
+    sa.ForeignKeyConstraint(['submitted_by_id'], ['users.id'], name=op.f('fk_eval_explanations_submitted_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_eval_explanations')),
+    sa.UniqueConstraint('report_id', 'bid', name=op.f('uq_eval_explanations_report_id'))
+    )
+    with op.batch_alter_table('eval_explanations', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_eval_explanations_report_id'), ['report_id'], unique=False)
+
+    op.create_table('eval_findings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('report_id', sa.Integer(), nullable=False),
+    sa.Column('bid', sa.String(length=128), nullable=False),
+    sa.Column('code', sa.String(length=64), nullable=False),
+    sa.Column('rule', sa.String(length=16), nullable=False),
+    sa.Column('detail', sa.Text(), nullable=False),
+    sa.Column('expert_id', sa.String(length=128), nullable=False),
+    sa.Column('found_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['report_id'], ['eval_reports.id'], name=op.f('fk_eval_findings_report_id_eval_reports')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_eval_findings'))
+    )
+    with op.batch_alter_table('eval_findings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_eval_findings_report_id'), ['report_id'], unique=False)
+
+    op.create_table('eval_scores',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('report_id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('expert_id', sa.String(length=128), nullable=False),
+    sa.Column('bid', sa.String(length=128), nullable=False),
+    sa.Column('criterion', sa.String(length=64), nullable=False),
+    sa.Column('value', core.db.Money(precision=18, scale=2), nullable=False),
+    sa.Column('void', sa.Boolean(), nullable=False),
+    sa.Column('void_reason', sa.String(length=200), nullable=True),
+    sa.Column('scored_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_eval_scores_project_id_projects')),
+    sa.ForeignKeyConstraint(['report_id'], ['eval_reports.id'], name=op.f('fk_eval_scores_report_id_eval_reports')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_eval_scores')),
+    sa.UniqueConstraint('report_id', 'expert_id', 'bid', 'criterion', name=op.f('uq_eval_scores_report_id'))
+    )
+    with op.batch_alter_table('eval_scores', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_eval_scores_project_id'), ['project_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_eval_scores_report_id'), ['report_id'], unique=False)
+
+    op.create_table('eval_signatures',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('report_id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('expert_id', sa.String(length=128), nullable=False),
+    sa.Column('dissent', sa.Text(), nullable=True),
+    sa.Column('signed_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['report_id'], ['eval_reports.id'], name=op.f('fk_eval_signatures_report_id_eval_reports')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_eval_signatures')),
+    sa.UniqueConstraint('report_id', 'expert_id', name=op.f('uq_eval_signatures_report_id'))
+    )
+    with op.batch_alter_table('eval_signatures', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_eval_signatures_report_id'), ['report_id'], unique=False)
+
+    op.create_table('gp_final_offers',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('round_id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('lot_code', sa.String(length=128), nullable=False),
+    sa.Column('bidder_code', sa.String(length=128), nullable=False),
+    sa.Column('price', core.db.Money(precision=18, scale=2), nullable=False),
+    sa.Column('declared', sa.JSON(), nullable=False),
+    sa.Column('submitted_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('submitted_by_id', sa.Integer(), nullable=False),
+    sa.Column('log_index', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_gp_final_offers_project_id_projects')),
+    sa.ForeignKeyConstraint(['round_id'], ['gp_rounds.id'], name=op.f('fk_gp_final_offers_round_id_gp_rounds')),
+    sa.ForeignKeyConstraint(['submitted_by_id'], ['users.id'], name=op.f('fk_gp_final_offers_submitted_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_gp_final_offers')),
+    sa.UniqueConstraint('round_id', 'bidder_code', name=op.f('uq_gp_final_offers_round_id'))
+    )
+    with op.batch_alter_table('gp_final_offers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_gp_final_offers_project_id'), ['project_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_gp_final_offers_round_id'), ['round_id'], unique=False)
 
     op.create_table('bid_opening_results',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -665,6 +1009,28 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_bid_opening_results_opening_id'))
 
     op.drop_table('bid_opening_results')
+    with op.batch_alter_table('gp_final_offers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_gp_final_offers_round_id'))
+        batch_op.drop_index(batch_op.f('ix_gp_final_offers_project_id'))
+
+    op.drop_table('gp_final_offers')
+    with op.batch_alter_table('eval_signatures', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_eval_signatures_report_id'))
+
+    op.drop_table('eval_signatures')
+    with op.batch_alter_table('eval_scores', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_eval_scores_report_id'))
+        batch_op.drop_index(batch_op.f('ix_eval_scores_project_id'))
+
+    op.drop_table('eval_scores')
+    with op.batch_alter_table('eval_findings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_eval_findings_report_id'))
+
+    op.drop_table('eval_findings')
+    with op.batch_alter_table('eval_explanations', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_eval_explanations_report_id'))
+
+    op.drop_table('eval_explanations')
     with op.batch_alter_table('bid_submissions', schema=None) as batch_op:
         batch_op.drop_index('uq_bid_submissions_live_file', sqlite_where=sa.text("state = 'live'"), postgresql_where=sa.text("state = 'live'"))
         batch_op.drop_index(batch_op.f('ix_bid_submissions_state'))
@@ -678,6 +1044,20 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_bid_opening_objections_project_id'))
 
     op.drop_table('bid_opening_objections')
+    with op.batch_alter_table('award_security_refunds', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_award_security_refunds_project_id'))
+        batch_op.drop_index(batch_op.f('ix_award_security_refunds_due_at'))
+
+    op.drop_table('award_security_refunds')
+    with op.batch_alter_table('award_candidates', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_award_candidates_report_id'))
+        batch_op.drop_index(batch_op.f('ix_award_candidates_project_id'))
+
+    op.drop_table('award_candidates')
+    with op.batch_alter_table('supervision_card_alerts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_supervision_card_alerts_project_id'))
+
+    op.drop_table('supervision_card_alerts')
     with op.batch_alter_table('notices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notices_published_at'))
         batch_op.drop_index(batch_op.f('ix_notices_project_id'))
@@ -687,6 +1067,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_lots_project_id'))
 
     op.drop_table('lots')
+    with op.batch_alter_table('gp_rounds', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_gp_rounds_project_id'))
+
+    op.drop_table('gp_rounds')
+    with op.batch_alter_table('gp_quotes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_gp_quotes_project_id'))
+
+    op.drop_table('gp_quotes')
     with op.batch_alter_table('expert_services', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_expert_services_project_id'))
         batch_op.drop_index(batch_op.f('ix_expert_services_expert_id'))
@@ -696,6 +1084,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_expert_credits_expert_id'))
 
     op.drop_table('expert_credits')
+    with op.batch_alter_table('eval_reports', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_eval_reports_submitted_at'))
+        batch_op.drop_index(batch_op.f('ix_eval_reports_status'))
+        batch_op.drop_index(batch_op.f('ix_eval_reports_project_id'))
+
+    op.drop_table('eval_reports')
     with op.batch_alter_table('draw_records', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_draw_records_project_id'))
 
@@ -708,6 +1102,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_documents_project_id'))
 
     op.drop_table('documents')
+    with op.batch_alter_table('complaints', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_complaints_status'))
+        batch_op.drop_index(batch_op.f('ix_complaints_project_id'))
+        batch_op.drop_index(batch_op.f('ix_complaints_kind'))
+        batch_op.drop_index(batch_op.f('ix_complaints_bidder_org_id'))
+
+    op.drop_table('complaints')
     with op.batch_alter_table('committee_members', schema=None) as batch_op:
         batch_op.drop_index('ix_committee_members_project_lot')
         batch_op.drop_index(batch_op.f('ix_committee_members_expert_id'))
@@ -740,6 +1141,23 @@ def downgrade() -> None:
 
     op.drop_table('bid_collusion_indicators')
     op.drop_table('bid_closings')
+    op.drop_table('award_supervisor_reports')
+    with op.batch_alter_table('award_steps', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_award_steps_project_id'))
+        batch_op.drop_index(batch_op.f('ix_award_steps_due_at'))
+
+    op.drop_table('award_steps')
+    op.drop_table('award_publicities')
+    with op.batch_alter_table('award_notices', schema=None) as batch_op:
+        batch_op.drop_index('uq_award_notices_one_award', sqlite_where=sa.text("kind = 'award'"), postgresql_where=sa.text("kind = 'award'"))
+        batch_op.drop_index(batch_op.f('ix_award_notices_project_id'))
+        batch_op.drop_index(batch_op.f('ix_award_notices_issued_at'))
+
+    op.drop_table('award_notices')
+    with op.batch_alter_table('award_contracts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_award_contracts_project_id'))
+
+    op.drop_table('award_contracts')
     with op.batch_alter_table('signing_keys', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_signing_keys_user_id'))
 
