@@ -409,6 +409,7 @@ def file_download(project_id: int, manifest_sha256: str) -> Response:
 
 def register(api: Api) -> None:
     api.register_blueprint(blp)
+    __import__("bidding.api_award").api_award.register(api)  # evaluation and award (bidding/api_award.py)
     try:
         from bidding import api_opening
     except ModuleNotFoundError as exc:  # the opening endpoints may not exist yet
