@@ -82,9 +82,20 @@ class SealedFile:
         return canonical_json(self.envelope)
 
 
+_POLICIES: dict[bytes, Any] = {}
+
+
+def _policy(policy_bytes: bytes) -> Any:
+    """The parsed policy (``ebid seal`` parses it once per run; so does a bidder's tool)."""
+    if policy_bytes not in _POLICIES:
+        _POLICIES.clear()
+        _POLICIES[policy_bytes] = parse_policy(policy_bytes)
+    return _POLICIES[policy_bytes]
+
+
 def _seal(source: BinaryIO, dest: BinaryIO, policy_bytes: bytes, tender: str, bidder: str, file: str,
           signer: Ed25519PrivateKey, created: str) -> tuple[dict[str, Any], Any]:
-    policy = parse_policy(policy_bytes)
+    policy = _policy(policy_bytes)
     bid_key = os.urandom(32)
     header = sealed.build_header(tender, LOT, bidder, file, policy.sha256, policy.threshold,
                                  header_custodians(policy, None), os.urandom(8), created)
@@ -108,6 +119,26 @@ def seal_bid_form(policy_bytes: bytes, tender: str, bidder: str, signer: Ed25519
     envelope, result = _seal(io.BytesIO(form), out, policy_bytes, tender, bidder, BID_FORM_NAME, signer, created)
     return SealedFile(out.getvalue(), envelope, manifest_sha256(envelope["manifest"]), result.header_sha256,
                       result.size)
+
+
+def _seal_one(job: tuple[bytes, str, str, bytes, str, str]) -> SealedFile:
+    policy_bytes, tender, bidder, private_raw, price, created = job
+    signer = Ed25519PrivateKey.from_private_bytes(private_raw)
+    return seal_bid_form(policy_bytes, tender, bidder, signer, price, created)
+
+
+def seal_bid_forms(policy_bytes: bytes, tender: str, bidders: list[tuple[str, Ed25519PrivateKey, str]],
+                   created: str) -> list[SealedFile]:
+    """Seal many bid forms ``(bidder code, signing key, price)``, on every CPU (setup work:
+    each bidder seals on its own machine)."""
+    from cryptography.hazmat.primitives import serialization
+    raw = serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    jobs = [(policy_bytes, tender, code, key.private_bytes(*raw), price, created) for code, key, price in bidders]
+    if len(jobs) < 200:
+        return [_seal_one(job) for job in jobs]
+    import multiprocessing
+    with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        return pool.map(_seal_one, jobs, chunksize=100)
 
 
 def seal_file(path_in: str, path_out: str, policy_bytes: bytes, tender: str, bidder: str, file: str,

@@ -27,15 +27,29 @@ from bench import baseline_app, env
 from bench.core import Context, NotMeasured, Row, not_measured
 from bench.load import Http, LoadResult, TaskFailed, expect, run_tasks
 from bench.platform import Platform, Tender, require_platform
-from bench.sealkit import Cast, SealedFile, now_text, seal_bid_form
+from bench.sealkit import Cast, SealedFile, now_text, seal_bid_forms
 from bench.servers import BASELINE_APP, Server
 
 CONCURRENCY = 32          # client threads (each a keep-alive connection)
 GOAL_RATIO = 0.5
+# Time budgets, so the full run ends in 15 minutes on two cores: the 1x burst must finish
+# within its budget (the goal); a larger burst runs until its budget is spent, and reports
+# how many of its N bidders got a receipt by then. Only as many bids are sealed as the
+# best rate seen so far could submit within the budget (sealing is setup, ~5 ms a bid).
+BUDGET_S = {"quick": 60.0, "full": 200.0}
+SCALED_BUDGET_S = 45.0
+MIN_BASELINE_REQUESTS = 100
 
 
-def _time_limit(n: int) -> float:
-    return min(1200.0, max(60.0, n * 0.12))
+def _budget(ctx: Context, scale: int) -> float:
+    return BUDGET_S[ctx.mode] if scale == 1 else SCALED_BUDGET_S
+
+
+def _to_seal(ctx: Context, n: int, budget: float) -> int:
+    best = ctx.shared.get("burst_best_rate")
+    if best is None:
+        return n
+    return min(n, int(best * budget * 1.5) + 200)
 
 
 def _sealed(ctx: Context, cast: Cast, tender: Tender, n: int) -> list[SealedFile]:
@@ -45,10 +59,9 @@ def _sealed(ctx: Context, cast: Cast, tender: Tender, n: int) -> list[SealedFile
     bids: list[SealedFile] = cache.setdefault(key, [])
     if len(bids) < n:
         ctx.log(f"burst: sealing {n - len(bids):,} bid forms (bidder side, not timed)")
-        created = now_text()
-        for i in range(len(bids), n):
-            bids.append(seal_bid_form(tender.policy_bytes, tender.tender, Cast.bidder_code(i), cast.bidder_keys[i],
-                                      price=f"{10_000_000 + i * 37}.00", created=created))
+        bids.extend(seal_bid_forms(tender.policy_bytes, tender.tender,
+                                   [(Cast.bidder_code(i), cast.bidder_keys[i], f"{10_000_000 + i * 37}.00")
+                                    for i in range(len(bids), n)], now_text()))
     return bids[:n]
 
 
@@ -100,7 +113,7 @@ def _verify(plat: Platform, tender: Tender, bids: list[SealedFile], result: Load
             "stored_rows": len(stored), "lost": len(lost), "lost_samples": lost[:5]}
 
 
-def _baseline(ctx: Context, kind: str, bids: list[SealedFile], n: int) -> LoadResult:
+def _baseline(ctx: Context, kind: str, bids: list[SealedFile], n: int, budget: float) -> LoadResult:
     with env.fresh_database(kind, ctx.scratch("baseline"), ctx.pg_admin_url, "insert", migrated=False) as url:
         baseline_app.create_table(url)
         server = Server(BASELINE_APP, {"BENCH_DATABASE_URL": url}, ctx.scratch("logs"), f"baseline-insert-{kind}-{n}",
@@ -110,35 +123,42 @@ def _baseline(ctx: Context, kind: str, bids: list[SealedFile], n: int) -> LoadRe
                 status, body = http.request("POST", "/insert", body=bids[i].manifest_bytes,
                                             headers={"Content-Type": "application/json"})
                 expect(status, body, 201)
-            result = run_tasks(server.port, n, task, concurrency=CONCURRENCY, time_limit=_time_limit(n))
+            result = run_tasks(server.port, n, task, concurrency=CONCURRENCY, time_limit=budget)
         rows = baseline_app.count_rows(url)
         if rows != result.ok:
             raise TaskFailed(f"baseline stored {rows} rows for {result.ok} answers")
     return result
 
 
-def _rows(kind: str, n: int, scale: int, op: LoadResult, base: LoadResult, check: dict[str, Any]) -> list[Row]:
+def _rows(kind: str, n: int, scale: int, op: LoadResult, base: LoadResult, check: dict[str, Any],
+          budget: float, sealed: int) -> list[Row]:
     case = f"{kind}, {n:,} bidders ({scale}x)"
     extra = {"series": "burst", "database": kind, "bidders": n, "scale": scale}
     ratio = (op.rate or 0) / base.rate if base.rate else None
-    errors = op.errors + op.not_started
+    errors = op.errors
     stored_ok = check["verified"] - check["lost"]
+    started = sealed - op.not_started
     return [
         Row(case, "accepted/s", "1/s", op.rate, base.rate, goal=f"ratio ≥ {GOAL_RATIO}",
             goal_met=ratio is not None and ratio >= GOAL_RATIO,
-            note=f"baseline: one-row insert/s; {CONCURRENCY} client threads; wall {op.wall_s:.1f} s vs "
-                 f"{base.wall_s:.1f} s", extra=extra),
+            note=f"baseline: one-row insert/s over {base.ok:,} requests; {CONCURRENCY} client threads; "
+                 f"wall {op.wall_s:.1f} s vs {base.wall_s:.1f} s", extra=extra),
+        Row(case, f"bidders with a receipt within {budget:.0f} s", "", float(op.ok), float(n),
+            goal="all" if scale == 1 else None, goal_met=(op.ok == n) if scale == 1 else None,
+            note=f"{started:,} started, {op.ok:,} receipts" + (
+                f"; {sealed:,} of {n:,} sealed (enough for the budget at the best rate seen)" if sealed < n else "")
+            + "; baseline: N", extra=extra),
         Row(case, "p50 latency", "ms", _ms(op.p(50)), _ms(base.p(50)), better="lower",
             note="per bidder: POST manifest + PUT file", extra=extra),
         Row(case, "p99 latency", "ms", _ms(op.p(99)), _ms(base.p(99)), better="lower", extra=extra),
-        Row(case, "errors", "", float(errors), float(base.errors + base.not_started), better="lower", goal="0",
+        Row(case, "errors", "", float(errors), float(base.errors), better="lower", goal="0",
             goal_met=errors == 0,
             note="; ".join(op.error_samples[:2])[:300] + (f" ({op.retries} retried)" if op.retries else ""),
             extra=extra),
-        Row(case, "receipts verified and stored", "", float(stored_ok), float(n), goal="all (zero lost)",
-            goal_met=stored_ok == n and check["bad_count"] == 0 and check["lost"] == 0,
-            note=f"{check['bad_count']} bad signatures/ids, {check['lost']} lost, "
-                 f"{check['stored_rows']} rows stored; baseline: N sent", extra=extra),
+        Row(case, "receipts verified and stored", "", float(stored_ok), float(op.ok), goal="all (zero lost)",
+            goal_met=stored_ok == op.ok and check["bad_count"] == 0 and check["lost"] == 0,
+            note=f"signature and id checked, row and blob found; {check['bad_count']} bad, {check['lost']} lost, "
+                 f"{check['stored_rows']} rows stored; baseline: receipts received", extra=extra),
     ]
 
 
@@ -147,19 +167,25 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def burst(ctx: Context, cast: Cast, kind: str, n: int, scale: int, details: dict[str, Any]) -> list[Row]:
+    budget = _budget(ctx, scale)
     with Platform(ctx, kind, f"burst-{kind}-{n}", cast=cast, bidders=n) as plat:
         plat.start_server()
         tender = plat.create_tender()
-        bids = _sealed(ctx, cast, tender, n)
-        ctx.log(f"burst: {n:,} bidders on {kind} (platform)")
-        op = run_tasks(plat.port, n, _submit_task(plat, tender, bids), concurrency=CONCURRENCY,
-                       time_limit=_time_limit(n), keep_results=True)
+        sealed = _to_seal(ctx, n, budget)
+        bids = _sealed(ctx, cast, tender, sealed)
+        ctx.log(f"burst: {n:,} bidders on {kind} (platform; {sealed:,} sealed, budget {budget:.0f} s)")
+        op = run_tasks(plat.port, sealed, _submit_task(plat, tender, bids), concurrency=CONCURRENCY,
+                       time_limit=budget, keep_results=True)
         check = _verify(plat, tender, bids, op)
-    ctx.log(f"burst: {n:,} inserts on {kind} (baseline)")
-    base = _baseline(ctx, kind, bids, n)
-    details.setdefault("runs", []).append({"database": kind, "bidders": n, "scale": scale, "operation": op.summary(),
+    if op.rate:
+        ctx.shared["burst_best_rate"] = max(op.rate, ctx.shared.get("burst_best_rate", 0.0))
+    count = max(op.ok, min(MIN_BASELINE_REQUESTS, sealed))
+    ctx.log(f"burst: {count:,} inserts on {kind} (baseline)")
+    base = _baseline(ctx, kind, bids, count, budget)
+    details.setdefault("runs", []).append({"database": kind, "bidders": n, "sealed": sealed, "scale": scale,
+                                           "budget_s": budget, "operation": op.summary(),
                                            "baseline": base.summary(), "receipts": check})
-    return _rows(kind, n, scale, op, base, check)
+    return _rows(kind, n, scale, op, base, check, budget, sealed)
 
 
 def run(ctx: Context, details: dict[str, Any]) -> list[Row]:
