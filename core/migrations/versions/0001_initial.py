@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-22 02:54:59.459952
+Create Date: 2026-11-22 03:05:44.188391
 """
 from alembic import op
 import sqlalchemy as sa
