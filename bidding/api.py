@@ -410,6 +410,7 @@ def file_download(project_id: int, manifest_sha256: str) -> Response:
 def register(api: Api) -> None:
     api.register_blueprint(blp)
     __import__("bidding.api_award").api_award.register(api)  # evaluation and award (bidding/api_award.py)
+    __import__("bidding.api_supervision", fromlist=["register"]).register(api)  # 电子监察, complaints
     try:
         from bidding import api_opening
     except ModuleNotFoundError as exc:  # the opening endpoints may not exist yet
