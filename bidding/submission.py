@@ -397,7 +397,8 @@ def _insert(session: Session, actor: Actor, now: datetime, project: Project, lot
         client_address=(client_address or "")[:64] or None, state=LIVE))
     session.add(UsedNonce(bidder_org_id=actor.org_id, nonce=manifest["nonce"],
                           used_by=f"manifest:{pending.manifest_sha256}", used_at=now))
-    session.delete(row)
+    # a bulk delete: a racing twin may have removed the row already, which is no error
+    session.execute(sa.delete(PendingUpload).where(PendingUpload.id == row.id))
     session.flush()
     return receipt
 
