@@ -80,6 +80,8 @@ _REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 _PERSON = re.compile(r"[^;:@,\s][^;:@,]{0,98}[^;:@,\s]|[^;:@,\s]")
 _RELATION = re.compile(r"[^;:@,\s][^;:@,]{0,30}")
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_PHONE = re.compile(r"[0-9+() -]{3,32}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class ImportRefused(ValidationFailed):
@@ -138,7 +140,7 @@ def _text(value: Any) -> str:
 
 def _date(text: str, what: str) -> date:
     try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        if not _DATE.fullmatch(text):
             raise ValueError
         return date.fromisoformat(text)
     except ValueError:
@@ -159,148 +161,167 @@ def _period(text: str, what: str) -> tuple[str, date, date | None]:
 
 
 def _items(text: str) -> list[str]:
+    if not text:
+        return []  # most optional cells are empty: skip the split
     return [part.strip() for part in text.split(";") if part.strip()]
 
 
-def _parse_row(number: int, cells: dict[str, str], today: date) -> _Row:
-    """One row's values, or ValueError(column, message) pairs collected by the caller."""
-    problems: list[tuple[str, str]] = []
+# One validator per column: text in, value out, ValueError with a message for people.
 
-    def check(column: str, func: Any) -> Any:
+def _v_id(v: str, today: date) -> str:
+    if not _IDENT.fullmatch(v):
+        raise ValueError("id must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    return v
+
+
+def _v_name(v: str, today: date) -> str:
+    if not v or len(v) > 100:
+        raise ValueError("name is required, at most 100 characters")
+    return v
+
+
+def _v_specialties(v: str, today: date) -> list[str]:
+    codes = _items(v)
+    if not codes:
+        raise ValueError("at least one specialty code")
+    bad = [c for c in codes if not _SPECIALTY.fullmatch(c)]
+    if bad:
+        raise ValueError(f"bad specialty code(s) {bad}: letters, digits, . _ -, at most 32")
+    if len(set(codes)) != len(codes):
+        raise ValueError("a specialty code is listed twice")
+    return sorted(codes)
+
+
+def _v_region(v: str, today: date) -> str | None:
+    if v and not _REGION.fullmatch(v):
+        raise ValueError("region must be a code: letters, digits, . _ -, at most 32")
+    return v or None
+
+
+def _v_employer(v: str, today: date) -> str | None:
+    if len(v) > 200:
+        raise ValueError("employer: at most 200 characters")
+    return v or None
+
+
+def _v_title(v: str, today: date) -> str:
+    if v.lower() not in TITLES:
+        raise ValueError(f"title must be one of {sorted(TITLES)}")
+    return v.lower()
+
+
+def _v_field_since(v: str, today: date) -> date:
+    day = _date(v, "field_since")
+    if day > today:
+        raise ValueError("field_since is in the future")
+    return day
+
+
+def _v_status(v: str, today: date) -> str:
+    v = v.lower() or ACTIVE
+    if v not in EXPERT_STATUSES:
+        raise ValueError(f"status must be one of {list(EXPERT_STATUSES)}")
+    return v
+
+
+def _v_unavailable_until(v: str, today: date) -> date | None:
+    return _date(v, "unavailable_until") if v else None
+
+
+def _v_flag(v: str, today: date) -> bool:
+    v = v.lower()
+    if v in ("", "false", "0", "no"):
+        return False
+    if v in ("true", "1", "yes"):
+        return True
+    raise ValueError("supervisory_staff must be true or false")
+
+
+def _v_username(v: str, today: date) -> str | None:
+    if v and not _USERNAME.fullmatch(v):
+        raise ValueError("username: letters, digits, . _ -, at most 64")
+    return v or None
+
+
+def _v_phone(v: str, today: date) -> str | None:
+    if v and not _PHONE.fullmatch(v):
+        raise ValueError("phone: digits, spaces, + ( ) -, at most 32")
+    return v or None
+
+
+def _v_employments(v: str, today: date) -> list[dict[str, Any]]:
+    out = []
+    for item in _items(v):
+        org, start, end = _period(item, "employment")
+        out.append({"org_code": org, "start": start, "end": end})
+    return out
+
+
+def _v_roles(v: str, today: date) -> list[dict[str, Any]]:
+    out = []
+    for item in _items(v):
+        kind, colon, rest = item.partition(":")
+        if not colon or kind not in (DIRECTOR, CONTROLLER):
+            raise ValueError(f"role {item!r} must start with director: or controller:")
+        org, start, end = _period(rest, "role")
+        out.append({"kind": kind, "org_code": org, "start": start, "end": end,
+                    "person_key": None, "relation": None, "org_codes": []})
+    return out
+
+
+def _v_relatives(v: str, today: date) -> list[dict[str, Any]]:
+    out = []
+    for item in _items(v):
+        relation, colon, rest = item.partition(":")
+        person, _, orgs_text = rest.partition("@")
+        person = person.strip()
+        if not colon or not _RELATION.fullmatch(relation) or not _PERSON.fullmatch(person):
+            raise ValueError(f"relative {item!r} must be relation:person[@ORG,ORG]")
+        orgs = sorted({o.strip() for o in orgs_text.split(",") if o.strip()})
+        bad = [o for o in orgs if not _IDENT.fullmatch(o)]
+        if bad:
+            raise ValueError(f"relative {item!r}: bad organisation code(s) {bad}")
+        out.append({"kind": RELATIVE, "person_key": person, "relation": relation,
+                    "org_codes": orgs, "org_code": None, "start": None, "end": None})
+    return out
+
+
+def _v_services(v: str, today: date) -> list[dict[str, Any]]:
+    out = []
+    for item in _items(v):
+        org, at, day = item.partition("@")
+        if not at or not _IDENT.fullmatch(org):
+            raise ValueError(f"service {item!r} must be TENDEREE@YYYY-MM-DD")
+        out.append({"tenderee_code": org, "served_on": _date(day, "service date")})
+    return out
+
+
+# column -> (validator, the Expert attribute it fills or None for a child list)
+_VALIDATORS: dict[str, Any] = {
+    "id": _v_id, "name": _v_name, "specialties": _v_specialties, "region": _v_region,
+    "employer": _v_employer, "title": _v_title, "field_since": _v_field_since,
+    "status": _v_status, "unavailable_until": _v_unavailable_until,
+    "supervisory_staff": _v_flag, "username": _v_username, "phone": _v_phone,
+    "employments": _v_employments, "roles": _v_roles, "relatives": _v_relatives,
+    "services": _v_services,
+}
+_EXPERT_COLUMNS = ("id", "name", "region", "employer", "title", "field_since", "status",
+                   "unavailable_until", "supervisory_staff", "username", "phone")
+
+
+def _parse_row(number: int, cells: dict[str, str], today: date) -> _Row:
+    """One row's values; :class:`_BadRow` with every (column, message) that is wrong."""
+    values: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for column, validator in _VALIDATORS.items():
         try:
-            return func(cells.get(column, ""))
+            values[column] = validator(cells.get(column, ""), today)
         except ValueError as exc:
             problems.append((column, str(exc)))
-            return None
-
-    def expert_id(v: str) -> str:
-        if not _IDENT.fullmatch(v):
-            raise ValueError("id must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-        return v
-
-    def name(v: str) -> str:
-        if not v or len(v) > 100:
-            raise ValueError("name is required, at most 100 characters")
-        return v
-
-    def specialties(v: str) -> list[str]:
-        codes = _items(v)
-        if not codes:
-            raise ValueError("at least one specialty code")
-        bad = [c for c in codes if not _SPECIALTY.fullmatch(c)]
-        if bad:
-            raise ValueError(f"bad specialty code(s) {bad}: letters, digits, . _ -, at most 32")
-        if len(set(codes)) != len(codes):
-            raise ValueError("a specialty code is listed twice")
-        return sorted(codes)
-
-    def region(v: str) -> str | None:
-        if v and not _REGION.fullmatch(v):
-            raise ValueError("region must be a code: letters, digits, . _ -, at most 32")
-        return v or None
-
-    def employer(v: str) -> str | None:
-        if len(v) > 200:
-            raise ValueError("employer: at most 200 characters")
-        return v or None
-
-    def title(v: str) -> str:
-        if v.lower() not in TITLES:
-            raise ValueError(f"title must be one of {sorted(TITLES)}")
-        return v.lower()
-
-    def field_since(v: str) -> date:
-        day = _date(v, "field_since")
-        if day > today:
-            raise ValueError("field_since is in the future")
-        return day
-
-    def status(v: str) -> str:
-        v = v.lower() or ACTIVE
-        if v not in EXPERT_STATUSES:
-            raise ValueError(f"status must be one of {list(EXPERT_STATUSES)}")
-        return v
-
-    def optional_date(v: str) -> date | None:
-        return _date(v, "unavailable_until") if v else None
-
-    def flag(v: str) -> bool:
-        v = v.lower()
-        if v in ("", "false", "0", "no"):
-            return False
-        if v in ("true", "1", "yes"):
-            return True
-        raise ValueError("supervisory_staff must be true or false")
-
-    def username(v: str) -> str | None:
-        if v and not _USERNAME.fullmatch(v):
-            raise ValueError("username: letters, digits, . _ -, at most 64")
-        return v or None
-
-    def phone(v: str) -> str | None:
-        if v and not re.fullmatch(r"[0-9+() -]{3,32}", v):
-            raise ValueError("phone: digits, spaces, + ( ) -, at most 32")
-        return v or None
-
-    def employments(v: str) -> list[dict[str, Any]]:
-        out = []
-        for item in _items(v):
-            org, start, end = _period(item, "employment")
-            out.append({"org_code": org, "start": start, "end": end})
-        return out
-
-    def roles(v: str) -> list[dict[str, Any]]:
-        out = []
-        for item in _items(v):
-            kind, colon, rest = item.partition(":")
-            if not colon or kind not in (DIRECTOR, CONTROLLER):
-                raise ValueError(f"role {item!r} must start with director: or controller:")
-            org, start, end = _period(rest, "role")
-            out.append({"kind": kind, "org_code": org, "start": start, "end": end,
-                        "person_key": None, "relation": None, "org_codes": []})
-        return out
-
-    def relatives(v: str) -> list[dict[str, Any]]:
-        out = []
-        for item in _items(v):
-            relation, colon, rest = item.partition(":")
-            person, _, orgs_text = rest.partition("@")
-            person = person.strip()
-            if not colon or not _RELATION.fullmatch(relation) or not _PERSON.fullmatch(person):
-                raise ValueError(f"relative {item!r} must be relation:person[@ORG,ORG]")
-            orgs = sorted({o.strip() for o in orgs_text.split(",") if o.strip()})
-            bad = [o for o in orgs if not _IDENT.fullmatch(o)]
-            if bad:
-                raise ValueError(f"relative {item!r}: bad organisation code(s) {bad}")
-            out.append({"kind": RELATIVE, "person_key": person, "relation": relation,
-                        "org_codes": orgs, "org_code": None, "start": None, "end": None})
-        return out
-
-    def services(v: str) -> list[dict[str, Any]]:
-        out = []
-        for item in _items(v):
-            org, at, day = item.partition("@")
-            if not at or not _IDENT.fullmatch(org):
-                raise ValueError(f"service {item!r} must be TENDEREE@YYYY-MM-DD")
-            out.append({"tenderee_code": org, "served_on": _date(day, "service date")})
-        return out
-
-    expert = {
-        "id": check("id", expert_id), "name": check("name", name),
-        "region": check("region", region), "employer": check("employer", employer),
-        "title": check("title", title), "field_since": check("field_since", field_since),
-        "status": check("status", status),
-        "unavailable_until": check("unavailable_until", optional_date),
-        "supervisory_staff": check("supervisory_staff", flag),
-        "username": check("username", username), "phone": check("phone", phone),
-    }
-    row = _Row(number, expert, check("specialties", specialties) or [],
-               check("employments", employments) or [],
-               (check("roles", roles) or []) + (check("relatives", relatives) or []),
-               check("services", services) or [])
     if problems:
         raise _BadRow(problems)
-    return row
+    return _Row(number, {c: values[c] for c in _EXPERT_COLUMNS}, values["specialties"],
+                values["employments"], values["roles"] + values["relatives"], values["services"])
 
 
 class _BadRow(Exception):
@@ -320,7 +341,8 @@ def _csv_rows(data: bytes) -> Iterator[list[str]]:
             raise ImportRefused("The CSV file is neither UTF-8 nor GB18030",
                                 errors=[{"row": None, "column": None,
                                          "message": "undecodable text"}], error_count=1) from None
-    yield from csv.reader(io.StringIO(text, newline=""))
+    for row in csv.reader(io.StringIO(text, newline="")):
+        yield [cell.strip() for cell in row]
 
 
 def _xlsx_rows(data: bytes) -> Iterator[list[str]]:
@@ -360,8 +382,7 @@ def parse_file(data: bytes, fmt: str, today: date) -> list[_Row]:
     parsed: list[_Row] = []
     seen_ids: dict[str, int] = {}
     seen_users: dict[str, int] = {}
-    for number, raw in enumerate(rows_iter, start=1):
-        cells = [_text(c) for c in raw]
+    for number, cells in enumerate(rows_iter, start=1):
         if header is None:
             header = [c.strip().lower() for c in cells]
             while header and header[-1] == "":
@@ -452,8 +473,9 @@ def import_experts(session: Session, actor: Actor, now: datetime, data: bytes, f
     new_rows = [{**r.expert, "created_at": now, "updated_at": now}
                 for r in rows if r.expert["id"] not in existing]
     changed = [{**r.expert, "updated_at": now} for r in rows if r.expert["id"] in existing]
+    # Core inserts (executemany): the ORM's per-row bookkeeping costs more than the I/O.
     for chunk in _chunks(new_rows):
-        session.execute(sa.insert(Expert), list(chunk))
+        session.execute(sa.insert(Expert.__table__), list(chunk))
     for chunk in _chunks(changed):
         session.execute(sa.update(Expert), list(chunk))  # bulk UPDATE by primary key
     children: list[tuple[Any, list[dict[str, Any]]]] = [
@@ -465,7 +487,7 @@ def import_experts(session: Session, actor: Actor, now: datetime, data: bytes, f
     ]
     for model, values in children:
         for chunk in _chunks(values):
-            session.execute(sa.insert(model), list(chunk))
+            session.execute(sa.insert(model.__table__), list(chunk))
     digest = hashlib.sha256(data).hexdigest()
     # The log names no expert: the pool is personal data; the file hash pins what came in.
     appended = log.append(session, now=now, actor=actor.log_name, action="experts.imported",
@@ -511,42 +533,54 @@ def _period_text(org: str, start: date | None, end: date | None) -> str:
 def _export_pages(session: Session, page: int = BATCH,
                   release_between_pages: bool = False) -> Iterator[list[list[str]]]:
     """Rows of the pool in id order, a page at a time. Keyset pagination holds no cursor
-    between pages; with ``release_between_pages`` the read transaction ends after each
-    page too (rolled back: it wrote nothing), so a slow client holds no lock or snapshot
-    (on SQLite every transaction takes the write lock). Rows changed meanwhile may show
-    their new state; none is listed twice."""
+    between pages, and a page's children are read by the id range of the page (no long IN
+    lists); plain column tuples, no ORM objects. With ``release_between_pages`` the read
+    transaction ends after each page (rolled back: it wrote nothing), so a slow client
+    holds no lock or snapshot (on SQLite every transaction takes the write lock). Rows
+    changed meanwhile may show their new state; none is listed twice."""
+    experts_t = Expert.__table__
     last: str | None = None
     while True:
-        query = sa.select(Expert).order_by(Expert.id).limit(page)
+        query = sa.select(experts_t).order_by(experts_t.c.id).limit(page)
         if last is not None:
-            query = query.where(Expert.id > last)
-        experts = list(session.execute(query).scalars())
+            query = query.where(experts_t.c.id > last)
+        experts = session.execute(query).all()
         if not experts:
             return
-        ids = [e.id for e in experts]
+        first, final = experts[0].id, experts[-1].id
+
+        def children(model: Any, *columns: Any, extra: Any = None) -> Any:
+            table = model.__table__
+            query = sa.select(table.c.expert_id, *columns).where(
+                table.c.expert_id >= first, table.c.expert_id <= final)
+            if extra is not None:
+                query = query.where(extra)
+            order = [table.c.id] if "id" in table.c else []
+            return session.execute(query.order_by(*order)).all()
+
         specialties: dict[str, list[str]] = {}
-        for expert_id, code in session.execute(sa.select(ExpertSpecialty.expert_id, ExpertSpecialty.code)
-                                               .where(ExpertSpecialty.expert_id.in_(ids))):
+        for expert_id, code in children(ExpertSpecialty, ExpertSpecialty.__table__.c.code):
             specialties.setdefault(expert_id, []).append(code)
         jobs: dict[str, list[str]] = {}
-        for job in session.execute(sa.select(ExpertEmployment).where(ExpertEmployment.expert_id.in_(ids))
-                                   .order_by(ExpertEmployment.id)).scalars():
-            jobs.setdefault(job.expert_id, []).append(_period_text(job.org_code, job.start, job.end))
+        t = ExpertEmployment.__table__
+        for expert_id, org, start, end in children(ExpertEmployment, t.c.org_code, t.c.start, t.c.end):
+            jobs.setdefault(expert_id, []).append(_period_text(org, start, end))
         roles: dict[str, list[str]] = {}
         relatives: dict[str, list[str]] = {}
-        for rel in session.execute(sa.select(ExpertRelationship).where(
-                ExpertRelationship.expert_id.in_(ids)).order_by(ExpertRelationship.id)).scalars():
-            if rel.kind == RELATIVE:
-                orgs = ",".join(rel.org_codes or [])
-                relatives.setdefault(rel.expert_id, []).append(f"{rel.relation}:{rel.person_key}@{orgs}")
+        t = ExpertRelationship.__table__
+        for expert_id, kind, org, start, end, person, relation, org_codes in children(
+                ExpertRelationship, t.c.kind, t.c.org_code, t.c.start, t.c.end, t.c.person_key,
+                t.c.relation, t.c.org_codes):
+            if kind == RELATIVE:
+                relatives.setdefault(expert_id, []).append(
+                    f"{relation}:{person}@{','.join(org_codes or [])}")
             else:
-                roles.setdefault(rel.expert_id, []).append(
-                    f"{rel.kind}:{_period_text(rel.org_code or '', rel.start, rel.end)}")
+                roles.setdefault(expert_id, []).append(f"{kind}:{_period_text(org or '', start, end)}")
         services: dict[str, list[str]] = {}
-        for svc in session.execute(sa.select(ExpertService).where(
-                ExpertService.expert_id.in_(ids), ExpertService.project_id.is_(None))
-                .order_by(ExpertService.id)).scalars():
-            services.setdefault(svc.expert_id, []).append(f"{svc.tenderee_code}@{svc.served_on.isoformat()}")
+        t = ExpertService.__table__
+        for expert_id, tenderee, served_on in children(ExpertService, t.c.tenderee_code, t.c.served_on,
+                                                       extra=t.c.project_id.is_(None)):
+            services.setdefault(expert_id, []).append(f"{tenderee}@{served_on.isoformat()}")
         yield [[
             e.id, e.name, ";".join(sorted(specialties.get(e.id, []))), e.region or "",
             e.employer or "", e.title, e.field_since.isoformat(), e.status,
@@ -555,7 +589,7 @@ def _export_pages(session: Session, page: int = BATCH,
             ";".join(jobs.get(e.id, [])), ";".join(roles.get(e.id, [])),
             ";".join(relatives.get(e.id, [])), ";".join(services.get(e.id, [])),
         ] for e in experts]
-        last = ids[-1]
+        last = final
         if release_between_pages:
             session.rollback()
 
@@ -717,36 +751,42 @@ def pool_for_groups(session: Session, groups: Sequence[dict[str, Any]], today: d
 
 
 def load_entries(session: Session, ids: Sequence[str], today: date) -> list[PoolEntry]:
-    """The pool entries of ``ids`` (in that order), loaded in batches."""
+    """The pool entries of ``ids`` (in that order), read in batches as plain tuples (a
+    draw over a large pool would spend most of its time building ORM objects)."""
     entries: list[PoolEntry] = []
     for chunk in _chunks(list(ids)):
-        experts = {e.id: e for e in session.execute(sa.select(Expert).where(Expert.id.in_(chunk))).scalars()}
+        def rows(model: Any, *columns: str, extra: Any = None) -> Any:
+            table = model.__table__
+            query = sa.select(table.c.expert_id, *(table.c[c] for c in columns)).where(
+                table.c.expert_id.in_(chunk))
+            return session.execute(query if extra is None else query.where(extra(table))).all()
+
         specs: dict[str, set[str]] = {}
-        for expert_id, code in session.execute(sa.select(ExpertSpecialty.expert_id, ExpertSpecialty.code)
-                                               .where(ExpertSpecialty.expert_id.in_(chunk))):
+        for expert_id, code in rows(ExpertSpecialty, "code"):
             specs.setdefault(expert_id, set()).add(code)
         jobs: dict[str, list[Employment]] = {}
-        for job in session.execute(sa.select(ExpertEmployment).where(
-                ExpertEmployment.expert_id.in_(chunk))).scalars():
-            jobs.setdefault(job.expert_id, []).append(Employment(job.org_code, job.start, job.end))
+        for expert_id, org, start, end in rows(ExpertEmployment, "org_code", "start", "end"):
+            jobs.setdefault(expert_id, []).append(Employment(org, start, end))
         roles: dict[str, list[OrgRole]] = {}
         relatives: dict[str, list[Relative]] = {}
-        for rel in session.execute(sa.select(ExpertRelationship).where(
-                ExpertRelationship.expert_id.in_(chunk))).scalars():
-            if rel.kind == RELATIVE:
-                relatives.setdefault(rel.expert_id, []).append(
-                    Relative(rel.person_key or "", rel.relation or "", frozenset(rel.org_codes or ())))
+        for expert_id, kind, org, start, end, person, relation, org_codes in rows(
+                ExpertRelationship, "kind", "org_code", "start", "end", "person_key", "relation",
+                "org_codes"):
+            if kind == RELATIVE:
+                relatives.setdefault(expert_id, []).append(
+                    Relative(person or "", relation or "", frozenset(org_codes or ())))
             else:
-                kind = RoleKind.DIRECTOR if rel.kind == DIRECTOR else RoleKind.CONTROLLER
+                role_kind = RoleKind.DIRECTOR if kind == DIRECTOR else RoleKind.CONTROLLER
                 # A role declared without dates is treated as current: doubt falls on recusal.
-                roles.setdefault(rel.expert_id, []).append(
-                    OrgRole(rel.org_code or "", kind, rel.start or date.min, rel.end))
+                roles.setdefault(expert_id, []).append(OrgRole(org or "", role_kind, start or date.min, end))
         services: dict[str, list[Service]] = {}
-        for svc in session.execute(sa.select(ExpertService).where(
-                ExpertService.expert_id.in_(chunk))).scalars():
-            services.setdefault(svc.expert_id, []).append(Service(svc.tenderee_code, svc.served_on))
-        suspended = set(session.execute(sa.select(ExpertCredit.expert_id).where(
-            ExpertCredit.expert_id.in_(chunk), ExpertCredit.suspended_until >= today)).scalars())
+        for expert_id, tenderee, served_on in rows(ExpertService, "tenderee_code", "served_on"):
+            services.setdefault(expert_id, []).append(Service(tenderee, served_on))
+        suspended = {row[0] for row in rows(ExpertCredit, extra=lambda t: t.c.suspended_until >= today)}
+        t = Expert.__table__
+        experts = {e.id: e for e in session.execute(sa.select(
+            t.c.id, t.c.region, t.c.field_since, t.c.title, t.c.status, t.c.unavailable_until,
+            t.c.supervisory_staff).where(t.c.id.in_(chunk))).all()}
         for expert_id in chunk:
             e = experts.get(expert_id)
             if e is None:
