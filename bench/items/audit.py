@@ -31,14 +31,14 @@ from bench.tools import ebid
 
 ORIGIN = "ebid.local/log"
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
-APPENDS = {"quick": 300, "full": 1000}
-APPEND_BUDGET_S = {"quick": 5.0, "full": 15.0}
-# The default size is a log of 10^5 entries (quick: 10^4); the full run adds 10x (10^6) and
+APPENDS = {"quick": 100, "full": 1000}
+APPEND_BUDGET_S = {"quick": 3.0, "full": 15.0}
+# The default size is a log of 10^5 entries (quick: 10^3); the full run adds 10x (10^6) and
 # the 0.1x point for the curve, --scale 100 adds 10^7. Proofs and appends are measured at
 # each size; the verifier at 1x and above (quick: 1x only).
-DEFAULT_SIZE = {"quick": 10**4, "full": 10**5}
-PROOF_SAMPLES = {"quick": 150, "full": 400}
-PROOF_BUDGET_S = {"quick": 2.0, "full": 4.0}   # per kind and size
+DEFAULT_SIZE = {"quick": 10**3, "full": 10**5}
+PROOF_SAMPLES = {"quick": 100, "full": 400}
+PROOF_BUDGET_S = {"quick": 1.0, "full": 4.0}   # per kind and size
 
 
 # --------------------------------------------------------------------------- entries
@@ -304,7 +304,7 @@ def _proof_rows(ctx: Context, details: dict[str, Any]) -> list[Row]:
     _, keys = _keys(ctx)
     _check_template()
     default = DEFAULT_SIZE[ctx.mode]
-    # quick: 10^4 (1x, verified) and 10^5; full: 10^4 (0.1x), 10^5 (1x), 10^6 (10x) [, 10^7]
+    # quick: 10^3 (1x, verified) and 10^4; full: 10^4 (0.1x), 10^5 (1x), 10^6 (10x) [, 10^7]
     sizes = [default, default * 10] if ctx.quick else [default // 10] + [default * s for s in ctx.scales]
     rows: list[Row] = []
     appends: list[tuple[int, dict[str, Any]]] = []
