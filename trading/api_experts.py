@@ -188,6 +188,7 @@ class ExpertOut(Schema):
     unavailable_until = fields.Date(allow_none=True)
     supervisory_staff = fields.Boolean()
     username = fields.String(allow_none=True)
+    specialties = fields.List(fields.String())
 
 
 class ExpertExportArgs(Schema):
@@ -238,8 +239,11 @@ def _run(refused: str, subject: str, service: Callable[..., Any], *args: Any,
             db.session.commit()
         else:
             db.session.rollback()
-            expert_draw.log_refusal(db.session, actor, now, refused, subject, exc)
-            db.session.commit()
+            # An anonymous refusal identifies nobody and reveals nothing; logging it would
+            # only let anyone grow the log.
+            if actor.user_id is not None:
+                expert_draw.log_refusal(db.session, actor, now, refused, subject, exc)
+                db.session.commit()
         raise
     db.session.commit()
     return result
@@ -259,7 +263,7 @@ class ExpertsView(MethodView):
     def get(self, filters: dict[str, Any]) -> dict[str, Any]:
         """Experts of the pool (pool keepers and supervisors), by specialty prefix and region."""
         rows, total = experts.list_experts(db.session, current_actor(), filters)
-        return {"data": rows, "meta": {"page": filters["page"], "per_page": filters["per_page"],
+        return {"data": experts.expert_views(db.session, rows), "meta": {"page": filters["page"], "per_page": filters["per_page"],
                                        "total": total}}
 
 
@@ -269,7 +273,8 @@ class ExpertView(MethodView):
     @pool.doc(security=BEARER)
     def get(self, expert_id: str) -> dict[str, Any]:
         """One expert of the pool."""
-        return {"data": experts.get_expert(db.session, current_actor(), expert_id)}
+        expert = experts.get_expert(db.session, current_actor(), expert_id)
+        return {"data": experts.expert_views(db.session, [expert])[0]}
 
 
 @pool.route("/import", methods=["POST"])

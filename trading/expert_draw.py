@@ -906,11 +906,14 @@ def committee_view(session: Session, actor: Actor, now: datetime, project_id: in
     elif projects.manages(actor, project):
         visible, masked = members, True
     else:
+        refusal = Forbidden("Committee names are secret until the result",
+                            code="committee_secret", message_zh="评标委员会名单在结果公布前保密")
+        if actor.user_id is None:
+            raise refusal  # anonymous: nobody to name in the log (see api_experts._run)
         log.append(session, now=now, actor=actor.log_name, action="committee.access_refused",
                    subject=_subject(project),
                    data={"tender": str(project.id), "lot": lot, "roles": sorted(actor.roles)})
-        raise _persist(Forbidden("Committee names are secret until the result",
-                                 code="committee_secret", message_zh="评标委员会名单在结果公布前保密"))
+        raise _persist(refusal)
     names = dict(session.execute(sa.select(Expert.id, Expert.name).where(
         Expert.id.in_([m.expert_id for m in visible]))).all()) if visible and not masked else {}
     return {"tender": str(project.id), "lot": lot, "public": public,

@@ -664,6 +664,17 @@ def list_experts(session: Session, actor: Actor, filters: dict[str, Any]) -> tup
     return list(rows), total
 
 
+_VIEW_FIELDS = ("id", "name", "region", "employer", "title", "field_since", "status",
+                "unavailable_until", "supervisory_staff", "username")
+
+
+def expert_views(session: Session, rows: Sequence[Expert]) -> list[dict[str, Any]]:
+    """Experts as the API shows them, with their specialty codes."""
+    specs = specialties_of(session, [e.id for e in rows])
+    return [{**{name: getattr(e, name) for name in _VIEW_FIELDS}, "specialties": specs.get(e.id, [])}
+            for e in rows]
+
+
 def specialties_of(session: Session, ids: Iterable[str]) -> dict[str, list[str]]:
     """Specialty codes of each expert in ``ids``."""
     found: dict[str, list[str]] = {}

@@ -159,6 +159,9 @@ def test_names_are_secret_from_tenderee_and_bidders_until_the_result(bench, back
         assert resp.get_json()["error"]["code"] == "committee_secret"
     refusals = bench.log_actions("committee.access_refused")
     assert [r["actor"] for r in refusals] == ["tenderee1", "bidder1"]
+    # The public is refused too, without a log entry naming nobody.
+    assert bench.client.get(url).get_json()["error"]["code"] == "committee_secret"
+    assert len(bench.log_actions("committee.access_refused")) == 2
     # The agent sees seats without names; the supervisor sees everything.
     seats = bench.client.get(url, headers=bench.h("agent")).get_json()["data"]["members"]
     assert len(seats) == 5 and all("expert" not in s for s in seats)

@@ -113,7 +113,7 @@ def test_numbers_and_dates_typed_into_a_spreadsheet_are_read_as_text(bench, back
                              content_type="multipart/form-data")
     assert resp.status_code == 201, resp.get_json()
     expert = bench.client.get("/api/v1/experts/E100", headers=bench.h("admin")).get_json()["data"]
-    assert (expert["region"], expert["field_since"]) == ("430426", "2011-05-06")
+    assert (expert["region"], expert["field_since"], expert["specialties"]) == ("430426", "2011-05-06", ["A0101"])
 
 
 def test_a_bad_row_refuses_the_whole_file_naming_its_row(bench, backend):
