@@ -20,6 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bidding import award as award_service
 from bidding import evaluation_service as evaluation
+from bidding.award_support import log_refusal
 from bidding import negotiation
 from bidding.award_models import FALLBACK_REASONS
 from core.actor import Actor
@@ -187,7 +188,7 @@ def _run(tender: int, attempt: str, work: Callable[[Actor, datetime], Any]) -> A
     except AppError as exc:
         error = exc
     db.session.rollback()
-    evaluation.log_refusal(db.session, actor, now, tender, attempt, error, hidden=actor.has(Role.EXPERT))
+    log_refusal(db.session, actor, now, tender, attempt, error, hidden=actor.has(Role.EXPERT))
     db.session.commit()
     raise error
 

@@ -36,9 +36,10 @@ from audits import log
 from bidding.award_models import (AWARD, CANDIDATE, FALLBACK_REASONS, RESULT, SUBMITTED,
                                   AwardNotice, Candidate, Contract, EvaluationReport, Publicity,
                                   SecurityRefund, SupervisorReport, TrackedStep)
-from bidding.evaluation_service import (candidates_out, finish_step, judge_time, lot_code, money,
-                                        record_bids, report_of, require_status, rule_error,
-                                        rules_of, subject_of, track_step)
+from bidding.award_support import (finish_step, judge_time, lot_code, money, rule_error, rules_of,
+                                   subject_of, track_step)
+from bidding.evaluation_inputs import record_bids
+from bidding.evaluation_service import candidates_out, report_of
 from bidding.models import BidSecurity
 from core.actor import Actor
 from core.clock import format_instant

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from audits import log
 from bidding.award_models import EvaluationReport, FinalOffer, NegotiationRound, Quote
-from bidding.evaluation_service import (lot_code, money, opened_bids, require_status, rules_of,
-                                        subject_of)
+from bidding.award_support import lot_code, money, require_status, rules_of, subject_of
+from bidding.evaluation_inputs import opened_bids
 from core.actor import Actor
 from core.clock import format_instant
 from core.errors import Conflict, Forbidden, ValidationFailed
