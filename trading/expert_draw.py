@@ -203,7 +203,7 @@ def _require_forming(project: Project, now: datetime) -> None:
     if status not in FORMING:
         raise Conflict(f"The committee is not formed while the project is {status}",
                        code="wrong_state", message_zh=f"项目当前状态（{status}）不允许组建评标委员会",
-                       status=str(status))
+                       project_status=str(status))
 
 
 def result_is_out(session: Session, project: Project, now: datetime) -> bool:
@@ -586,10 +586,11 @@ def reveal(session: Session, actor: Actor, now: datetime, project_id: int, attem
     project = _load(session, actor, project_id, for_update=True)
     _require_supervisor(actor, project)
     lot = _lot(project, body.get("lot"))
+    _require_forming(project, now)  # a suspension (RULES H3) freezes the draw too
     record = _record(session, project, lot, attempt)
     if record.status != PENDING:
         raise DrawStateError(f"The draw is {record.status}", code="draw_not_pending",
-                             message_zh="该抽取不在待揭示状态", status=record.status)
+                             message_zh="该抽取不在待揭示状态", draw_status=record.status)
     row = _commitment(session, project.id, lot, attempt, SUPERVISOR)
     assert row is not None  # _start refused without it
     if row.committed_org_id is not None and row.committed_org_id != actor.org_id:
@@ -675,10 +676,11 @@ def refuse_reveal(session: Session, actor: Actor, now: datetime, project_id: int
     if actor.has(Role.SUPERVISOR) and not projects.manages(actor, project):
         _require_supervisor(actor, project)
     lot = _lot(project, body.get("lot"))
+    _require_forming(project, now)
     record = _record(session, project, lot, attempt)
     if record.status != PENDING:
         raise DrawStateError(f"The draw is {record.status}", code="draw_not_pending",
-                             message_zh="该抽取不在待揭示状态", status=record.status)
+                             message_zh="该抽取不在待揭示状态", draw_status=record.status)
     row = _commitment(session, project.id, lot, attempt, SUPERVISOR)
     assert row is not None
     row.status = REFUSED
@@ -729,7 +731,7 @@ def confirm(session: Session, actor: Actor, now: datetime, project_id: int,
     member = _my_seat(session, actor, project, lot)
     if member.status != INVITED:
         raise Conflict(f"Your seat is {member.status}", code="not_invited",
-                       message_zh="您的席位不在待确认状态", status=member.status)
+                       message_zh="您的席位不在待确认状态", seat_status=member.status)
     member.status, member.confirmed_at = CONFIRMED, now
     _log_member(session, actor, now, project, member, "committee.confirmed")
     return member
@@ -745,7 +747,7 @@ def decline(session: Session, actor: Actor, now: datetime, project_id: int,
     member = _my_seat(session, actor, project, lot)
     if member.status not in (INVITED, CONFIRMED) or member.conflict is not None:
         raise Conflict(f"Your seat is {member.status}", code="cannot_decline",
-                       message_zh="当前状态不能拒绝", status=member.status)
+                       message_zh="当前状态不能拒绝", seat_status=member.status)
     _vacate(session, actor, now, project, member, DECLINED, body.get("reason") or "")
     _log_member(session, actor, now, project, member, "committee.declined")
     experts.add_credit(session, now, member.expert_id, by=actor.log_name, kind="declined",
@@ -764,7 +766,7 @@ def declare(session: Session, actor: Actor, now: datetime, project_id: int,
     member = _my_seat(session, actor, project, lot)
     if member.status != CONFIRMED or member.conflict is not None:
         raise Conflict("Confirm first; a declaration is made once", code="cannot_declare",
-                       message_zh="请先确认参加；声明只能提交一次", status=member.status)
+                       message_zh="请先确认参加；声明只能提交一次", seat_status=member.status)
     member.conflict, member.declared_at = bool(body["conflict"]), now
     member.declaration_note = body.get("note") or None
     if member.conflict:
@@ -1039,7 +1041,7 @@ def publish_committee_request(session: Session, actor: Actor, now: datetime,
     status = projects.status_of(project, now)
     if status not in RESULT_OUT:
         raise Conflict("The committee is published with the result", code="result_not_out",
-                       message_zh="评标委员会名单随结果公布", status=str(status))
+                       message_zh="评标委员会名单随结果公布", project_status=str(status))
     return publish_committee(session, project, now, actor=actor)
 
 

@@ -139,7 +139,9 @@ def test_only_the_agent_requests_and_only_after_closing(bench, backend):
     bench.import_pool(standard_pool())
     tender = bench.tender()
     assert bench.commit_platform(tender).status_code == 201
-    assert bench.request(tender).get_json()["error"]["code"] == "wrong_state"
+    resp = bench.request(tender)
+    assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "wrong_state"
+    assert resp.get_json()["error"]["details"]["project_status"] == "bidding"
     bench.close(tender)
     resp = bench.client.post(f"/api/v1/tenders/{tender}/draws", headers=bench.h("tenderee"),
                              json={"lot": LOT, "groups": [{"specialty": "A01", "count": 5}]})
@@ -287,3 +289,18 @@ def test_several_lots_need_the_lot_named(bench, backend):
     resp = bench.client.post(f"/api/v1/tenders/{tender}/draws/commitments", headers=bench.h("supervisor"),
                              json={"commitment": "ab" * 32})
     assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "lot_required"
+
+
+def test_a_suspension_freezes_the_draw(bench, backend):
+    tender = bench.prepared()
+    assert bench.request(tender).status_code == 201
+    resp = bench.client.post(f"/api/v1/projects/{tender}/suspend", headers=bench.h("supervisor"),
+                             json={"reason": "投诉处理中"})
+    assert resp.status_code == 200, resp.get_json()
+    resp = bench.reveal(tender)
+    assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "wrong_state"
+    assert records(bench, tender)[0].status == "pending"
+    resp = bench.client.post(f"/api/v1/projects/{tender}/resume", headers=bench.h("supervisor"),
+                             json={"reason": "投诉已处理"})
+    assert resp.status_code == 200, resp.get_json()
+    assert bench.reveal(tender).status_code == 200
