@@ -79,8 +79,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                      blobs=FolderBlobStore(settings["EBID_BLOB_DIR"]),
                                      config=settings)
     _install_checkpoint_hook(app)
-    web.register_error_handlers(app)
     _register_blueprints(app)
+    # After the blueprints: flask-smorest's Api registers its own HTTPException handler,
+    # and the platform's one error shape must win.
+    web.register_error_handlers(app)
     _install_schema_guard(app)
     _install_security_headers(app)
     return app

@@ -91,6 +91,9 @@ class StrictParser(FlaskParser):
             return {}
         try:
             return strict_json_loads(data)
+        except RecursionError:
+            raise BadRequest("Body is nested too deeply", code="json_too_deep",
+                             message_zh="请求体嵌套层级过深") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(f"Body is not valid JSON: {exc}", code="malformed_json",
                              message_zh=f"请求体不是合法的 JSON：{exc}") from None

@@ -118,14 +118,39 @@ def _clean_postgres(url: str) -> None:
     engine.dispose()
 
 
+_APPS: dict[str, Any] = {}
+
+
+def _dispose_cached_app(url: str) -> None:
+    """Close the cached app's connections so its database file can be replaced."""
+    cached = _APPS.get(url)
+    if cached is None:
+        return
+    from core.db import db
+    with cached.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sqlite-session")
+
+
 @pytest.fixture
-def database_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path, sqlite_template: Path,
-                 pg_template: str | None, pg_session_db: str | None) -> Iterator[str]:
-    """A migrated, empty database for one test."""
+def database_url(request: pytest.FixtureRequest, backend: str, sqlite_template: Path,
+                 sqlite_session_dir: Path, pg_template: str | None,
+                 pg_session_db: str | None) -> Iterator[str]:
+    """A migrated, empty database for one test (the same URL for the whole run, emptied
+    before each test, so the app built for it can be reused)."""
     if backend == "sqlite":
-        target = tmp_path / "ebid.sqlite3"
+        target = sqlite_session_dir / "ebid.sqlite3"
+        url = f"sqlite:///{target}"
+        _dispose_cached_app(url)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
         shutil.copyfile(sqlite_template, target)
-        yield f"sqlite:///{target}"
+        yield url
         return
     assert PG_URL and pg_template and pg_session_db
     if request.node.get_closest_marker("fresh_db") is None:
@@ -142,28 +167,52 @@ def database_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path, s
     admin.dispose()
 
 
-@pytest.fixture
-def clock() -> FixedClock:
+@pytest.fixture(scope="session")
+def shared_clock() -> FixedClock:
     return FixedClock(T0)
 
 
 @pytest.fixture
-def app(database_url: str, tmp_path: Path, clock: FixedClock) -> Iterator[Any]:
-    from core.db import db
+def clock(shared_clock: FixedClock) -> FixedClock:
+    """The app's clock, back at T0 for every test."""
+    shared_clock.set(T0)
+    return shared_clock
+
+
+def make_app(database_url: str, instance: Path, clock: FixedClock, **overrides: Any) -> Any:
     from wsgi import create_app
-    app = create_app({
+    return create_app({
         "EBID_DATABASE_URL": database_url,
-        "EBID_INSTANCE_PATH": str(tmp_path / "instance"),
+        "EBID_INSTANCE_PATH": str(instance),
         "EBID_TESTING": True,
         "EBID_CLOCK_OBJECT": clock,
         # Tests log in many users from one address; the throttle has its own test.
         "EBID_LOGIN_RATE_LIMIT": "1000 per minute",
         "EBID_LOGIN_ADDRESS_RATE_LIMIT": "10000 per minute",
+        **overrides,
     })
+
+
+@pytest.fixture
+def app(request: pytest.FixtureRequest, database_url: str, tmp_path_factory: pytest.TempPathFactory,
+        clock: FixedClock) -> Iterator[Any]:
+    """The app on this test's database. Built once per database URL (create_app spends
+    about a second building the OpenAPI document) and reset for every test."""
+    from core.db import db
+    app = _APPS.get(database_url)
+    if app is None:
+        app = make_app(database_url, tmp_path_factory.mktemp("instance"), clock)
+        if request.node.get_closest_marker("fresh_db") is None:
+            _APPS[database_url] = app
+    runtime = app.extensions["ebid"]
+    runtime.extra.pop("login_throttle", None)
+    shutil.rmtree(runtime.blobs.root, ignore_errors=True)  # blobs belong to the emptied database
     yield app
     with app.app_context():
         db.session.remove()
-        db.engine.dispose()
+    if _APPS.get(database_url) is not app:
+        with app.app_context():
+            db.engine.dispose()
 
 
 @pytest.fixture

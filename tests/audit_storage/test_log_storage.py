@@ -200,13 +200,13 @@ def test_hidden_entries_show_nothing_before_closing(app, client, clock, backend)
     assert b"bidder1" not in entry and b'"actor":"hidden"' in entry and b'"data":{}' in entry
 
 
-def test_rotated_receipt_key_still_served_by_kid(app, client, tmp_path, backend):
-    from audits.keys import load_keys, rotate_receipt_key
-    instance = app.instance_path
-    old_kid = runtime_kid(app)
-    new_kid = rotate_receipt_key(instance)
-    keys = load_keys(instance)
-    assert keys.receipt_kid == new_kid and old_kid in keys.retired_receipt_keys
+def test_rotated_receipt_key_is_kept_for_verification(tmp_path):
+    from audits.keys import ensure_keys, load_keys, rotate_receipt_key
+    ensure_keys(tmp_path)
+    old_kid = load_keys(tmp_path).receipt_kid
+    new_kid = rotate_receipt_key(tmp_path)
+    keys = load_keys(tmp_path)
+    assert keys.receipt_kid == new_kid != old_kid and old_kid in keys.retired_receipt_keys
 
 
 def runtime_kid(app) -> str:
