@@ -158,10 +158,15 @@ def _release(session: Session, now: datetime, project: Project, c: Complaint) ->
     passed = [name for name, at in schedule.instants().items() if current.at < at <= now]
     days = sr.whole_days(now - current.at) if passed else 0
     new_schedule = schedule.shifted(current.at, timedelta(days=days)) if passed else None
-    projects.apply_transition(session, SYSTEM, now, project, "resume",
-                              reason=f"异议已答复 / objection #{c.id} answered",
-                              data={"complaint": c.id, "schedule_moved_days": days, "moved": passed},
-                              new_schedule=new_schedule)
+    try:
+        projects.apply_transition(session, SYSTEM, now, project, "resume",
+                                  reason=f"异议已答复 / objection #{c.id} answered",
+                                  data={"complaint": c.id, "schedule_moved_days": days, "moved": passed},
+                                  new_schedule=new_schedule)
+    except Conflict as exc:
+        # The answer stands; the supervisor resumes with a schedule the lifecycle accepts.
+        c.pause_note = f"not resumed: {exc.code}"
+        return
     c.resumed_at = now
 
 
