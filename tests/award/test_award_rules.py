@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bidding.award_models import AwardNotice
@@ -212,3 +212,29 @@ def test_two_award_decisions_at_once_exactly_one_wins(kit: AwardKit):
     assert sorted(answers) == [(201, None), (409, "already_awarded")]
     assert kit.bench.count(AwardNotice, kind="award") == 1
     assert len(kit.entries("award.issued")) == 1 and len(kit.entries("project.award")) == 1
+
+
+def test_rule_E4_objection_pauses_the_award_until_answered(kit: AwardKit):
+    """Objections are supervision's complaints (kind candidate_objection): the project is
+    suspended while one is open, so no award; answered, it resumes with its end moved."""
+    tender, orgs = kit.reported(PRICES)
+    kit.clock.set(at(hours=2))
+    ends = kit.limit(tender, "publicity", kit.clock.now())
+    assert kit.post(tender, "publicity", "agent", {"ends_at": ends.isoformat()}).status_code == 201
+    kit.clock.set(at(days=1))
+    filed = kit.client.post(f"/api/v1/projects/{tender.id}/complaints", headers=kit.h("bidder3"),
+                            json={"kind": "candidate_objection", "lot": "L1", "text": "第一名业绩不实"})
+    assert filed.status_code == 201, filed.get_json()
+    assert kit.status(tender) == "suspended"
+    kit.clock.set(ends + timedelta(days=1))
+    paused = kit.post(tender, "award", "agent", {"bidder": orgs[1]})
+    assert paused.status_code == 409
+    assert (_error(paused)["code"], _error(paused)["details"]["rule"]) == ("objection_pending", "E4")
+    answered = kit.client.post(f"/api/v1/complaints/{filed.get_json()['data']['id']}/answer",
+                               headers=kit.h("agent"), json={"answer": "经核查业绩属实"})
+    assert answered.status_code == 200, answered.get_json()
+    assert kit.status(tender) == "publicity"          # the end moved by the days paused
+    moved = kit.client.get(f"/api/v1/projects/{tender.id}").get_json()["data"]["schedule"]["publicity_end"]
+    kit.clock.set(datetime.fromisoformat(moved.replace("Z", "+00:00")) + timedelta(minutes=1))
+    awarded = kit.post(tender, "award", "agent", {"bidder": orgs[1]})
+    assert awarded.status_code == 201, awarded.get_json()
