@@ -41,13 +41,45 @@ def _git_commit() -> str | None:
         return None
 
 
+def _burn(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def parallel_speedup(processes: int, work: int = 2_000_000) -> float | None:
+    """How many times more CPU work ``processes`` processes get done than one, in the same
+    time: 2.0 on two real, idle cores; near 1.0 when the cores are shared or throttled."""
+    import multiprocessing
+    import time
+    if processes < 2:
+        return None
+    try:
+        start = time.perf_counter()
+        _burn(work)
+        one = time.perf_counter() - start
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            start = time.perf_counter()
+            pool.map(_burn, [work] * processes)
+            many = time.perf_counter() - start
+        return round(processes * one / many, 2)
+    except (OSError, ValueError):
+        return None
+
+
 def machine(pg_version: str | None) -> dict[str, Any]:
-    """What the figures were measured on (nproc, /proc/cpuinfo, /proc/meminfo)."""
+    """What the figures were measured on (nproc, /proc/cpuinfo, /proc/meminfo, load)."""
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
     return {"nproc": usable, "cpu_model": _cpu_model(), "mem_total_gib": _mem_total_gib(),
+            "parallel_speedup": parallel_speedup(usable or 1), "loadavg": load,
             "python": sys.version.split()[0], "sqlite": sqlite3.sqlite_version,
             "postgresql": pg_version, "platform": platform.platform(), "git_commit": _git_commit()}
 
@@ -87,7 +119,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"ebid benchmark — `{meta['command']}` — {meta['finished']} — {meta['duration_s']:.0f} s",
         "",
         f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['mem_total_gib']} GiB RAM, Python {m['python']}, "
-        f"SQLite {m['sqlite']}, PostgreSQL {m['postgresql'] or 'n/a'}, commit {m['git_commit'] or '?'}.",
+        f"SQLite {m['sqlite']}, PostgreSQL {m['postgresql'] or 'n/a'}, commit {m['git_commit'] or '?'}; "
+        f"measured parallel speedup on {m['nproc']} CPUs: {m.get('parallel_speedup')}x; "
+        f"load average at the end: {m.get('loadavg')}.",
         "Ratio = operation / baseline, both measured in this run; ↑ higher is better, ↓ lower is better.",
         "",
         "| # | item | case | measure | operation | baseline | ratio | goal | note |",

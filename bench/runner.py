@@ -38,7 +38,7 @@ ITEMS: list[tuple[str, str, str, str]] = [
     ("scaling", "7", "Scaling curve", "bench.items.scaling"),
 ]
 DEFAULT_BIDDERS = 1000
-QUICK_BIDDERS = 100
+QUICK_BIDDERS = 50
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         scales = [s for s in (1, 10, 100) if s <= top]
     bidders = args.bidders or (QUICK_BIDDERS if quick else DEFAULT_BIDDERS)
     pg_url, pg_reason = None, "--no-postgres given"
-    if not args.no_postgres:
+    if quick:
+        pg_reason = "--quick measures on SQLite only (PostgreSQL in --full)"
+    elif not args.no_postgres:
         pg_reason = env.pg_probe(args.pg_admin_url) or ""
         pg_url = None if pg_reason else args.pg_admin_url
     work = Path(tempfile.mkdtemp(prefix="ebid-bench-"))

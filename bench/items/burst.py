@@ -199,6 +199,7 @@ def run(ctx: Context, details: dict[str, Any]) -> list[Row]:
             rows += burst(ctx, cast, kind, ctx.bidders * scale, scale, details)
     if not ctx.pg_admin_url:
         rows.append(not_measured("postgresql", "accepted/s", ctx.pg_reason))
+
     if not rows:
         raise NotMeasured("no database")
     return rows

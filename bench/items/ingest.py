@@ -30,7 +30,7 @@ from bench.servers import BASELINE_APP, Server
 SIZE = {"quick": 64 << 20, "full": 1 << 30}
 MEMORY_GOAL_MB = 64
 THROUGHPUT_GOAL = 0.6
-WARMUPS = 6
+WARMUPS = {"quick": 4, "full": 6}
 
 
 def _put_file(port: int, path: str, target: str, headers: dict[str, str]) -> tuple[float, int, bytes]:
@@ -64,7 +64,7 @@ def _platform(ctx: Context, size: int, plain: Path, details: dict[str, Any]) -> 
         http = Http(plat.port)
         try:
             # warm both workers up through the whole path with small files
-            for k in range(WARMUPS):
+            for k in range(WARMUPS[ctx.mode]):
                 bid = seal_bid_form(tender.policy_bytes, tender.tender, Cast.bidder_code(0), cast.bidder_keys[0],
                                     price="1.00", created=now_text()) if k == 0 else None
                 if bid is None:
@@ -115,7 +115,7 @@ def _baseline(ctx: Context, sealed_path: str) -> dict[str, Any]:
     with server:
         small = ctx.work / "warm-raw.bin"
         write_random_file(str(small), 1 << 20)
-        for k in range(WARMUPS):
+        for k in range(WARMUPS[ctx.mode]):
             _, status, body = _put_file(server.port, str(small), f"/raw/warm{k}", {})
             expect(status, body, 201)
         before = server.memory_kb("VmHWM")

@@ -20,8 +20,9 @@ from bench.platform import Platform, require_platform
 from bench.sealkit import Cast
 from bench.servers import BASELINE_APP, Server
 
-PROJECTS = {"quick": 20, "full": 60}
-DURATION = {"quick": 3.0, "full": 8.0}
+PROJECTS = {"quick": 10, "full": 30}
+DURATION = {"quick": 3.0, "full": 6.0}
+WARMUP = {"quick": 0.5, "full": 1.0}
 CONCURRENCY = 16
 
 
@@ -35,7 +36,7 @@ def _baseline(ctx: Context) -> LoadResult:
         def task(i: int, http: Http) -> None:
             status, body = http.request("GET", "/json")
             expect(status, body, 200)
-        return run_for(server.port, DURATION[ctx.mode], task, concurrency=CONCURRENCY, warmup=1.0)
+        return run_for(server.port, DURATION[ctx.mode], task, concurrency=CONCURRENCY, warmup=WARMUP[ctx.mode])
 
 
 def _platform(ctx: Context, kind: str, details: dict[str, Any]) -> dict[str, LoadResult]:
@@ -57,9 +58,9 @@ def _platform(ctx: Context, kind: str, details: dict[str, Any]) -> dict[str, Loa
             expect(status, body, 200)
 
         ctx.log(f"reads: {kind} project list")
-        results = {"list": run_for(plat.port, DURATION[ctx.mode], listing, concurrency=CONCURRENCY, warmup=1.0)}
+        results = {"list": run_for(plat.port, DURATION[ctx.mode], listing, concurrency=CONCURRENCY, warmup=WARMUP[ctx.mode])}
         ctx.log(f"reads: {kind} project page")
-        results["page"] = run_for(plat.port, DURATION[ctx.mode], page, concurrency=CONCURRENCY, warmup=1.0)
+        results["page"] = run_for(plat.port, DURATION[ctx.mode], page, concurrency=CONCURRENCY, warmup=WARMUP[ctx.mode])
     return results
 
 
@@ -68,7 +69,7 @@ def run(ctx: Context, details: dict[str, Any]) -> list[Row]:
     ctx.log("reads: baseline JSON endpoint")
     base = _baseline(ctx)
     details["baseline"] = base.summary()
-    kinds = ["sqlite"] + (["postgresql"] if ctx.pg_admin_url and not ctx.quick else [])
+    kinds = ["sqlite"] + (["postgresql"] if ctx.pg_admin_url else [])
     rows = []
     for kind in kinds:
         results = _platform(ctx, kind, details)
@@ -82,4 +83,5 @@ def run(ctx: Context, details: dict[str, Any]) -> list[Row]:
                                  f"{DURATION[ctx.mode]:.0f} s; {op.errors} errors; baseline: bare Flask JSON"))
     if not ctx.pg_admin_url:
         rows.append(not_measured("postgresql", "requests/s", ctx.pg_reason))
+
     return rows
