@@ -66,9 +66,6 @@ FORMING = (Status.CLOSED, Status.OPENING, Status.EVALUATION)
 RESULT_OUT = (Status.AWARDED, Status.CONTRACTED)
 # Fallbacks while the pinned rules carry no D3/D6 values (RULES D3: GP条例 9 "within 3
 # years"; D6: 法 37 "8 years in the field and a senior title").
-DEFAULT_INTEREST_YEARS = 3
-DEFAULT_MIN_YEARS_IN_FIELD = 8
-DEFAULT_MIN_TITLE = TitleLevel.ASSOCIATE_SENIOR
 
 
 class DrawStateError(Conflict):
@@ -141,15 +138,18 @@ def project_rules(project: Project) -> Any:
 
 
 def _values(rules: Any, rule_id: str) -> dict[str, Any]:
-    if rules is None or not rules.applies(rule_id):
-        return {}
-    return dict(rules.rule(rule_id).values)
+    """A rule's numbers: the project's pinned rules, or the packaged rulebook's defaults for
+    a project pinned before the rule existed (the numbers live in rulebook.toml only)."""
+    if rules is not None and rules.applies(rule_id):
+        return dict(rules.rule(rule_id).values)
+    from trading.rulebook import default_rulebook
+    return dict(default_rulebook().resolve(rule_id, "construction", "open_tender", "works").values)
 
 
 def recusal_parameters(rules: Any) -> RecusalParameters:
     """D3 numbers from the pinned rules, with the statute's defaults where they are absent."""
     values = _values(rules, "D3")
-    return RecusalParameters(interest_years=int(values.get("interest_years", DEFAULT_INTEREST_YEARS)),
+    return RecusalParameters(interest_years=int(values["interest_years"]),
                              service_limit=values.get("service_limit"),
                              service_window_days=values.get("service_window_days"))
 
@@ -159,8 +159,8 @@ def qualification_parameters(rules: Any) -> QualificationParameters:
     values = _values(rules, "D6")
     title = values.get("min_title")
     return QualificationParameters(
-        min_years_in_field=int(values.get("min_years_in_field", DEFAULT_MIN_YEARS_IN_FIELD)),
-        min_title=TitleLevel[title.upper()] if isinstance(title, str) else DEFAULT_MIN_TITLE)
+        min_years_in_field=int(values["min_years_in_field"]),
+        min_title=TitleLevel[str(title).upper()])
 
 
 def check_committee_size(rules: Any, seats: int, representatives: int) -> None:
