@@ -189,7 +189,8 @@ def _evaluated_lots(session: Session, project: Project) -> list[str]:
 
 # --------------------------------------------------------------------------- the committee's work
 
-def _scoring_report(session: Session, project: Project, lot: str) -> EvaluationReport:
+def _scoring_report(session: Session, actor: Actor, now: datetime, project: Project,
+                    lot: str) -> EvaluationReport:
     """The report, open for the committee's work. Work after the result was computed
     sends the report back to scoring: the signatures were for another result."""
     report = report_of(session, project, lot, lock=True)
@@ -197,13 +198,19 @@ def _scoring_report(session: Session, project: Project, lot: str) -> EvaluationR
         raise Conflict(f"The report is {report.status}", code="report_closed",
                        message_zh="评标报告已提交或评标已终止", report_status=report.status)
     if report.status == SIGNING:
-        _reopen(session, report)
+        _reopen(session, actor, now, project, report)
     return report
 
 
-def _reopen(session: Session, report: EvaluationReport) -> None:
+def _reopen(session: Session, actor: Actor, now: datetime, project: Project, report: EvaluationReport) -> None:
+    signed = session.execute(sa.select(sa.func.count()).select_from(ReportSignature).where(
+        ReportSignature.report_id == report.id)).scalar_one()
     session.execute(sa.delete(ReportSignature).where(ReportSignature.report_id == report.id))
     session.execute(sa.delete(Candidate).where(Candidate.report_id == report.id))
+    log.append(session, now=now, actor=actor.log_name, action="evaluation.reopened", subject=subject_of(project),
+               data={"lot": report.lot_code, "result_sha256": report.result_sha256, "signatures_dropped": signed},
+               hidden=actor.has(Role.EXPERT),
+               readers={"users": [actor.user_id]} if actor.has(Role.EXPERT) and actor.user_id else None)
     report.status, report.result, report.result_sha256, report.computed_at = SCORING, None, None, None
 
 
@@ -216,7 +223,7 @@ def submit_scores(session: Session, actor: Actor, now: datetime, project_id: int
     require_status(project, now, Status.EVALUATION)
     lot = lot_code(project, lot)
     member = seat_of(session, actor, project, lot)
-    report = _scoring_report(session, project, lot)
+    report = _scoring_report(session, actor, now, project, lot)
     terms = tender_terms(project, lot)
     if terms.method is not ev.Method.COMPREHENSIVE:
         raise Conflict("The published method scores no criteria", code="no_scoring_in_method",
@@ -272,7 +279,7 @@ def record_finding(session: Session, actor: Actor, now: datetime, project_id: in
     require_status(project, now, Status.EVALUATION)
     lot = lot_code(project, lot)
     member = seat_of(session, actor, project, lot)
-    report = _scoring_report(session, project, lot)
+    report = _scoring_report(session, actor, now, project, lot)
     if body["bid"] not in {b["bid"] for b in report.bids}:
         raise NotFound("No such bid in this lot", code="unknown_bid", message_zh="无此投标")
     finding = ComplianceFinding(report_id=report.id, bid=body["bid"], code=body["code"],
@@ -300,7 +307,7 @@ def submit_explanation(session: Session, actor: Actor, now: datetime, project_id
     project = projects.get_project(session, actor, project_id, for_update=True)
     require_status(project, now, Status.EVALUATION)
     lot = lot_code(project, lot)
-    report = _scoring_report(session, project, lot)
+    report = _scoring_report(session, actor, now, project, lot)
     bid = actor.org_code
     review = _review(session, project, report).get(bid or "")
     if not actor.has(Role.BIDDER) or review is None:
@@ -330,7 +337,7 @@ def decide_explanation(session: Session, actor: Actor, now: datetime, project_id
     require_status(project, now, Status.EVALUATION)
     lot = lot_code(project, lot)
     member = seat_of(session, actor, project, lot)
-    report = _scoring_report(session, project, lot)
+    report = _scoring_report(session, actor, now, project, lot)
     row = session.execute(sa.select(PriceExplanation).where(
         PriceExplanation.report_id == report.id, PriceExplanation.bid == bid)).scalar_one_or_none()
     if row is None:
@@ -374,7 +381,7 @@ def compute_report(session: Session, actor: Actor, now: datetime, project_id: in
     lot = lot_code(project, lot)
     if not projects.manages(actor, project):
         seat_of(session, actor, project, lot)
-    report = _scoring_report(session, project, lot)
+    report = _scoring_report(session, actor, now, project, lot)
     rules = rules_of(project)
     seated, vacated = committee(session, project, lot)
     rules_check.check_committee(rules, len(seated), len(seated))

@@ -216,3 +216,24 @@ def test_negotiation_rounds_and_final_offers(kit: AwardKit):
     assert awarded.status_code == 201 and awarded.get_json()["data"][0]["price"] == "855000.00"
     contract = kit.post(tender, "contracts", "agent", {"amount": "855000.00"})
     assert contract.status_code == 201, contract.get_json()
+
+
+def test_a_changed_score_after_computing_sends_the_report_back(kit: AwardKit):
+    tender, orgs = kit.opened(PRICES, evaluation_method=COMPREHENSIVE)
+    kit.clock.set(at(hours=1))
+    kit.post(tender, "evaluation/start", "agent")
+    kit.score_all(tender, orgs, {b: GOOD for b in orgs})
+    assert kit.post(tender, "evaluation/report", "agent").status_code == 200
+    kit.sign_all(tender, kit.experts[:2])
+    rescored = kit.post(tender, "evaluation/scores", kit.experts[2],
+                        {"scores": [{"bid": orgs[2], "criterion": "tech", "value": "20.00"}]})
+    assert rescored.status_code == 200
+    view = kit.client.get(f"{tender.base}/evaluation", headers=kit.h("agent")).get_json()["data"]
+    assert (view["status"], view["signatures"], view["result"]) == ("scoring", 0, None)
+    assert kit.entries("evaluation.reopened")[0]["actor"] == "hidden"
+    unsigned = kit.post(tender, "evaluation/report/sign", kit.experts[0])
+    assert unsigned.status_code == 409 and _error(unsigned)["code"] == "report_not_computed"
+    assert kit.post(tender, "evaluation/report", "agent").status_code == 200
+    kit.sign_all(tender)
+    assert kit.status(tender) == "evaluation"
+    assert kit.client.get(f"{tender.base}/evaluation", headers=kit.h("agent")).get_json()["data"]["status"] == "submitted"
