@@ -26,6 +26,9 @@ WORKERS = 2
 THREADS = 4
 GUNICORN_SETTINGS = ["--workers", str(WORKERS), "--worker-class", "gthread", "--threads", str(THREADS),
                      "--timeout", "120"]
+# Not a worker setting: keeps each bench server off the shared control socket in $HOME, so
+# it cannot clash with another gunicorn on the machine.
+ISOLATION = ["--no-control-socket"]
 PLATFORM_APP = "wsgi:create_app()"
 BASELINE_APP = "bench.baseline_app:create_app()"
 
@@ -96,7 +99,7 @@ class Server:
     def start(self, timeout: float = 90.0) -> "Server":
         self.port = free_port()
         args = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", *GUNICORN_SETTINGS,
-                "--access-logfile", str(self.access_path), *self.extra_args, self.app]
+                "--access-logfile", str(self.access_path), *ISOLATION, *self.extra_args, self.app]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         try:
