@@ -588,11 +588,14 @@ def list_projects(session: Session, actor: Actor, now: datetime, filters: dict[s
     derived, so that filter is applied after derivation (on rows narrowed in SQL first)."""
     query = sa.select(Project)
     if not actor.has(Role.SUPERVISOR, Role.ADMIN):
-        visible = Project.published_at.is_not(None)
-        if actor.org_id is not None:
-            visible = sa.or_(visible, Project.agent_org_id == actor.org_id,
-                             Project.tenderee_org_id == actor.org_id)
-        query = query.where(visible)
+        # The same parties as can_view: membership of the organisation is not enough,
+        # the role must be the one the project names it in.
+        visible = [Project.published_at.is_not(None)]
+        if actor.org_id is not None and actor.has(Role.AGENT):
+            visible.append(Project.agent_org_id == actor.org_id)
+        if actor.org_id is not None and actor.has(Role.TENDEREE):
+            visible.append(Project.tenderee_org_id == actor.org_id)
+        query = query.where(sa.or_(*visible))
     for name in ("domain", "procedure", "category", "region"):
         if filters.get(name):
             query = query.where(getattr(Project, name) == filters[name])

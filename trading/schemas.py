@@ -65,6 +65,8 @@ class EvaluationMethodIn(Schema):
     tie_break = fields.List(fields.String(validate=validate.OneOf([t.value for t in TieBreak])),
                             validate=validate.Length(max=10))
     alternative_bids_allowed = fields.Boolean()
+    # Prices below this share of the mean are flagged for a written explanation (E2).
+    abnormally_low_ratio = DecimalText(RATIO_RE, "0.70")
 
     @validates_schema
     def _criteria_consistent(self, data: dict[str, Any], **kwargs: Any) -> None:
