@@ -111,9 +111,6 @@ def test_wrong_content_type_is_415(client, agent, unchanged, backend):
 def test_deep_nesting_is_refused_not_crashed(client, agent, unchanged, backend):
     for data in ("[" * 10_000 + "]" * 10_000, '{"a":' * 10_000 + "1" + "}" * 10_000):
         resp = raw(client, agent, data)
-        if resp.status_code == 500:
-            # core/web.py: json.loads raises RecursionError, which StrictParser does not catch.
-            pytest.xfail("deep JSON nesting answers 500 (RecursionError not caught in core/web.py)")
         assert resp.status_code in (400, 413, 422), resp.get_json()
         error(resp, resp.status_code, resp.get_json()["error"]["code"])
 
@@ -279,20 +276,6 @@ def small_app(database_url: str, tmp_path: Path, clock: Any) -> Iterator[Any]:
         db.engine.dispose()
 
 
-KNOWN_SHAPE_BUG = ("werkzeug's HTTP errors (404 route, 405, 413) bypass the platform's error shape: wsgi.py "
-                   "registers core.web's HTTPException handler before flask_smorest.Api registers its own")
-
-
-def shape_or_known_bug(resp: Any, status: int, code: str) -> bool:
-    """Assert the status, and the error shape unless the known handler-order bug gave
-    flask-smorest's ``{"code", "status"}`` body instead (then return True)."""
-    assert resp.status_code == status, (resp.status_code, resp.get_data(as_text=True)[:300])
-    if "error" not in (resp.get_json() or {}):
-        return True
-    error(resp, status, code)
-    return False
-
-
 def test_a_body_over_the_json_limit_is_413_before_it_is_read(small_app, backend):
     from tests.conftest import World
     client = small_app.test_client()
@@ -301,21 +284,18 @@ def test_a_body_over_the_json_limit_is_413_before_it_is_read(small_app, backend)
     world.org("AGENT1", "agent")
     agent = world.user("agent1", "agent", org="AGENT1").headers
     before = snapshot(small_app)
-    bugs = [shape_or_known_bug(client.post(URL, headers=agent, content_type="application/json", environ_overrides={
-        "CONTENT_LENGTH": str(10**9), "wsgi.input": Exploding()}), 413, "payload_too_large")]
-    bugs.append(shape_or_known_bug(client.post(URL, headers=agent, json=body(description="长" * 400)),  # ~1.3 KiB
-                                   413, "payload_too_large"))
+    error(client.post(URL, headers=agent, content_type="application/json", environ_overrides={
+        "CONTENT_LENGTH": str(10**9), "wsgi.input": Exploding()}), 413, "payload_too_large")
+    error(client.post(URL, headers=agent, json=body(description="长" * 400)), 413, "payload_too_large")  # ~1.3 KiB
     assert snapshot(small_app) == before
     assert client.post(URL, headers=agent, json=body()).status_code == 201  # under the limit
     project_id = client.get(URL, headers=agent).get_json()["data"][0]["id"]
     # A document upload has its own, larger limit; over it, nothing is stored.
     url = f"{URL}/{project_id}/documents?name=big.pdf"
-    bugs.append(shape_or_known_bug(client.post(url, headers=agent, content_type="application/pdf", environ_overrides={
-        "CONTENT_LENGTH": str(10**9), "wsgi.input": Exploding()}), 413, "payload_too_large"))
+    error(client.post(url, headers=agent, content_type="application/pdf", environ_overrides={
+        "CONTENT_LENGTH": str(10**9), "wsgi.input": Exploding()}), 413, "payload_too_large")
     assert snapshot(small_app)["Document"] == 0
     assert client.post(url, headers=agent, data=b"x" * 2048, content_type="application/pdf").status_code == 201
-    if any(bugs):
-        pytest.xfail(KNOWN_SHAPE_BUG)
 
 
 def test_a_streamed_upload_over_the_limit_stores_no_blob(small_app, backend):
@@ -341,7 +321,7 @@ def test_a_streamed_upload_over_the_limit_stores_no_blob(small_app, backend):
 
     resp = client.post(f"{URL}/{project_id}/documents?name=big.pdf", headers=agent, content_type="application/pdf",
                        environ_overrides={"wsgi.input": Chunked(), "wsgi.input_terminated": True})
-    error(resp, 413, "payload_too_large")  # raised by the view while streaming: the platform's shape
+    error(resp, 413, "payload_too_large")
     assert snapshot(small_app) == before
     assert list(small_app.extensions["ebid"].blobs.iter_all()) == []
 
@@ -401,7 +381,7 @@ def test_messages_are_chinese_by_default_and_english_on_request(client, agent, b
 
 
 def test_unknown_routes_and_methods_use_the_error_shape(client, agent, backend):
-    bugs = [shape_or_known_bug(client.get("/api/v1/nowhere"), 404, "not_found"),
-            shape_or_known_bug(client.delete(URL, headers=agent), 405, "method_not_allowed")]
-    if any(bugs):
-        pytest.xfail(KNOWN_SHAPE_BUG)
+    error(client.get("/api/v1/nowhere"), 404, "not_found")
+    resp = client.delete(URL, headers=agent)
+    error(resp, 405, "method_not_allowed")
+    assert set(resp.headers["Allow"].split(", ")) >= {"GET", "POST"}

@@ -122,7 +122,7 @@ def test_a_listing_without_an_opening_goes_to_evaluation_at_its_deadline(client,
     assert status(client, project_id) == "evaluation"
 
 
-def test_publish_refusals(client, clock, parties, draft, live, backend):
+def test_publish_refusals(client, clock, parties, live, backend):
     agent = parties["agent"].headers
     refused(client.post(f"/api/v1/projects/{live}/publish", headers=agent), "wrong_state")
     details = refused(client.patch(f"/api/v1/projects/{live}", headers=agent, json={"title": "改名"}), "not_draft")
