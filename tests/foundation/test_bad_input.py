@@ -229,6 +229,20 @@ def test_another_users_object_is_refused_and_untouched(client, parties, app, bac
     assert snapshot(app) == before
 
 
+def test_another_users_signing_key_is_refused(client, parties, app, backend):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes(serialization.Encoding.Raw,
+                                                                 serialization.PublicFormat.Raw)
+    key = {"public_key": base64.b64encode(raw).decode()}
+    assert client.post("/api/v1/me/keys", headers=parties["bidder"].headers, json=key).status_code == 201
+    before = snapshot(app)
+    assert error(client.post("/api/v1/me/keys", headers=parties["bidder2"].headers, json=key), 409,
+                 "key_taken")["field"] == "public_key"
+    assert client.get("/api/v1/me/keys", headers=parties["bidder2"].headers).get_json()["data"] == []
+    assert snapshot(app) == before
+
+
 # ----------------------------------------------------------------- tokens
 
 
