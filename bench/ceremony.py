@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from bench.core import Context
 from bench.platform import Platform, _schedule
-from bench.sealkit import LOT, Cast, SealedFile, now_text, seal_bid_forms, seal_file
+from bench.sealkit import Cast, SealedFile, now_text, seal_bid_forms, seal_file
 
 
 @dataclass
@@ -44,9 +44,17 @@ def _chunks(path: Path | None, data: bytes | None, size: int = 1 << 20) -> Itera
             yield chunk
 
 
+# Bidders per lot. Closing compares every pair of a lot's bidders for collusion indicators,
+# and does so in O(bidders^3) today (bidding/closing.py record_indicators): a lot of 1,000
+# bidders would not close in hours. The opening is per file, so 1,000 bids in 20 lots of 50
+# measure the same opener; item 1 times the closing of one big lot on its own.
+PER_LOT = 50
+
+
 def run_ceremony(ctx: Context, name: str, bidders: int, big_file: Path | None = None) -> Opened:
-    """Open ``bidders`` sealed bid forms (and, with ``big_file``, bidder 0's sealed large
-    file as a second file of its bid) and time the server's opener over all of them."""
+    """Open ``bidders`` sealed bid forms (in lots of ``PER_LOT``; and, with ``big_file``,
+    bidder 0's sealed large file as a second file of its bid) and time the server's opener
+    over all of them."""
     from bidding import closing, opening, releases, submission
     from bidding import policy as policy_service
     from bidding.models import OpeningResult, Submission
@@ -72,11 +80,13 @@ def run_ceremony(ctx: Context, name: str, bidders: int, big_file: Path | None = 
 
             now = datetime.now(timezone.utc).replace(microsecond=0)
             agent = actor("agent1")
+            lots = [str(1 + k // PER_LOT) for k in range(bidders)]
+            lot_codes = sorted(set(lots), key=int)
             body = ProjectCreate().load({
                 "title": "县城区道路改造工程施工（开标）", "domain": "construction", "procedure": "open_tender",
                 "category": "works", "tenderee": "TENDEREE1", "supervisor": "SUPERVISION1",
                 "estimate": "12000000.00", "budget": "12000000.00", "max_price": "12000000.00",
-                "schedule": _schedule(now), "lots": [{"code": LOT, "title": "施工"}]})
+                "schedule": _schedule(now), "lots": [{"code": code, "title": f"施工 {code}"} for code in lot_codes]})
             project = projects.create_project(session, agent, now, body)
             session.commit()
             pid = project.id
@@ -89,7 +99,7 @@ def run_ceremony(ctx: Context, name: str, bidders: int, big_file: Path | None = 
             bids: list[tuple[int, SealedFile, Path | None]] = [
                 (i, bid, None) for i, bid in enumerate(seal_bid_forms(
                     policy_bytes, tender, [(Cast.bidder_code(i), cast.bidder_keys[i], f"{9_000_000 + i}.00")
-                                           for i in range(bidders)], now_text()))]
+                                           for i in range(bidders)], now_text(), lots))]
             if big_file is not None:
                 sealed_path = big_file.with_name(big_file.stem + ".ceremony.ebid")
                 bids.append((0, seal_file(str(big_file), str(sealed_path), policy_bytes, tender, Cast.bidder_code(0),

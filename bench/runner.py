@@ -117,8 +117,18 @@ def run_item(ctx: Context, name: str, number: str, title: str, module_name: str)
     return result
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so every server is stopped and every database dropped."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    _stop_on_sigterm()
     quick = args.mode == "quick"
     if quick:
         scales = [1]

@@ -94,10 +94,10 @@ def _policy(policy_bytes: bytes) -> Any:
 
 
 def _seal(source: BinaryIO, dest: BinaryIO, policy_bytes: bytes, tender: str, bidder: str, file: str,
-          signer: Ed25519PrivateKey, created: str) -> tuple[dict[str, Any], Any]:
+          signer: Ed25519PrivateKey, created: str, lot: str = LOT) -> tuple[dict[str, Any], Any]:
     policy = _policy(policy_bytes)
     bid_key = os.urandom(32)
-    header = sealed.build_header(tender, LOT, bidder, file, policy.sha256, policy.threshold,
+    header = sealed.build_header(tender, lot, bidder, file, policy.sha256, policy.threshold,
                                  header_custodians(policy, None), os.urandom(8), created)
     result = sealed.seal_stream(source, dest, header, bid_key)
     h = bytes.fromhex(result.header_sha256)
@@ -105,35 +105,37 @@ def _seal(source: BinaryIO, dest: BinaryIO, policy_bytes: bytes, tender: str, bi
     for (i, y), (_, public) in zip(shamir.split(bid_key, policy.threshold, policy.n), seal_targets(policy, None)):
         plaintext = shares.share_plaintext(i, y)
         sealed_shares.append((i, shares.seal_share(public, h, i, plaintext), shares.share_digest(h, plaintext)))
-    manifest = make_manifest(tender, LOT, bidder, file, result.header_sha256, policy.sha256,
+    manifest = make_manifest(tender, lot, bidder, file, result.header_sha256, policy.sha256,
                              result.ciphertext_sha256, result.size, result.commitment, sealed_shares,
                              os.urandom(16), None)
     return sign_object("manifest", manifest, signer, MANIFEST), result
 
 
 def seal_bid_form(policy_bytes: bytes, tender: str, bidder: str, signer: Ed25519PrivateKey, price: str,
-                  created: str) -> SealedFile:
-    form = pad_bid_form({"tender": tender, "lot": LOT, "bidder": bidder, "price": price, "currency": "CNY",
+                  created: str, lot: str = LOT) -> SealedFile:
+    form = pad_bid_form({"tender": tender, "lot": lot, "bidder": bidder, "price": price, "currency": "CNY",
                          "duration_days": 365})
     out = io.BytesIO()
-    envelope, result = _seal(io.BytesIO(form), out, policy_bytes, tender, bidder, BID_FORM_NAME, signer, created)
+    envelope, result = _seal(io.BytesIO(form), out, policy_bytes, tender, bidder, BID_FORM_NAME, signer, created,
+                             lot)
     return SealedFile(out.getvalue(), envelope, manifest_sha256(envelope["manifest"]), result.header_sha256,
                       result.size)
 
 
-def _seal_one(job: tuple[bytes, str, str, bytes, str, str]) -> SealedFile:
-    policy_bytes, tender, bidder, private_raw, price, created = job
+def _seal_one(job: tuple[bytes, str, str, bytes, str, str, str]) -> SealedFile:
+    policy_bytes, tender, bidder, private_raw, price, created, lot = job
     signer = Ed25519PrivateKey.from_private_bytes(private_raw)
-    return seal_bid_form(policy_bytes, tender, bidder, signer, price, created)
+    return seal_bid_form(policy_bytes, tender, bidder, signer, price, created, lot)
 
 
 def seal_bid_forms(policy_bytes: bytes, tender: str, bidders: list[tuple[str, Ed25519PrivateKey, str]],
-                   created: str) -> list[SealedFile]:
-    """Seal many bid forms ``(bidder code, signing key, price)``, on every CPU (setup work:
-    each bidder seals on its own machine)."""
+                   created: str, lots: list[str] | None = None) -> list[SealedFile]:
+    """Seal many bid forms ``(bidder code, signing key, price)`` (bidder k in ``lots[k]``,
+    default lot 1), on every CPU (setup work: each bidder seals on its own machine)."""
     from cryptography.hazmat.primitives import serialization
     raw = serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    jobs = [(policy_bytes, tender, code, key.private_bytes(*raw), price, created) for code, key, price in bidders]
+    jobs = [(policy_bytes, tender, code, key.private_bytes(*raw), price, created, lots[k] if lots else LOT)
+            for k, (code, key, price) in enumerate(bidders)]
     if len(jobs) < 200:
         return [_seal_one(job) for job in jobs]
     import multiprocessing

@@ -14,6 +14,11 @@ its sealed file in the blob store): zero lost receipts.
 Baseline: ``POST /insert`` of the baseline app, one row through the same ORM into a fresh
 database of the same kind, under the same gunicorn settings, with the same client and the
 manifest as body.
+
+After the 1x burst the tender is closed as at its deadline (``bidding.closing.ensure_closed``
+in a child process stopped at a time budget): the closing must list every live file and
+compare the bidders for collusion indicators before anyone can open. Its baseline is
+reading the live submissions' rows.
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ GOAL_RATIO = 0.5
 BUDGET_S = {"quick": 60.0, "full": 200.0}
 SCALED_BUDGET_S = 45.0
 MIN_BASELINE_REQUESTS = 100
+CLOSING_BUDGET_S = {"quick": 20.0, "full": 30.0}
 
 
 def _budget(ctx: Context, scale: int) -> float:
@@ -162,6 +168,41 @@ def _rows(kind: str, n: int, scale: int, op: LoadResult, base: LoadResult, check
     ]
 
 
+def _closing(ctx: Context, plat: Platform, tender: Tender, n: int, kind: str) -> Row:
+    """Close the tender after the burst, in a child process with a time budget."""
+    import sys
+    import time
+
+    from bench.tools import run_measured
+    budget = CLOSING_BUDGET_S[ctx.mode]
+    ctx.log(f"burst: closing the {kind} tender of {n:,} bids (budget {budget:.0f} s)")
+    child = run_measured([sys.executable, "-m", "bench.closing_probe", plat.url, str(plat.instance), str(tender.id)],
+                         timeout=budget)
+    engine = plat.engine()
+    try:
+        with engine.connect() as conn:
+            t0 = time.perf_counter()
+            rows = conn.execute(sa.text("SELECT * FROM bid_submissions WHERE project_id = :p AND state = 'live'"),
+                                {"p": tender.id}).all()
+            read_s = time.perf_counter() - t0
+    finally:
+        engine.dispose()
+    case = f"{kind}, closing after {n:,} bids in one lot"
+    extra = {"series": "closing", "database": kind, "bidders": n}
+    if child.returncode == 0 and child.stdout.strip():
+        out = json.loads(child.stdout.strip().splitlines()[-1])
+        return Row(case, "closing time", "s", out["seconds"], read_s, better="lower", goal=f"< {budget:.0f} s",
+                   goal_met=out["seconds"] < budget,
+                   note=f"{out['files']:,} files listed, {out['indicators']:,} collusion indicators recorded (every bench "
+                        "bidder shares the loopback address); "
+                        f"baseline: reading the {len(rows):,} live submission rows", extra=extra)
+    killed = child.wall_s >= budget - 0.5
+    return Row(case, "closing time", "s", None, read_s, better="lower", goal=f"< {budget:.0f} s", goal_met=False,
+               note=(f"did not finish within {budget:.0f} s (stopped)" if killed else
+                     f"failed ({child.returncode}): {child.stderr.strip()[-200:]}")
+               + f"; baseline: reading the {len(rows):,} live submission rows", extra=extra)
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000
 
@@ -177,6 +218,7 @@ def burst(ctx: Context, cast: Cast, kind: str, n: int, scale: int, details: dict
         op = run_tasks(plat.port, sealed, _submit_task(plat, tender, bids), concurrency=CONCURRENCY,
                        time_limit=budget, keep_results=True)
         check = _verify(plat, tender, bids, op)
+        closing_row = _closing(ctx, plat, tender, op.ok, kind) if scale == 1 else None
     if op.rate:
         ctx.shared["burst_best_rate"] = max(op.rate, ctx.shared.get("burst_best_rate", 0.0))
     count = max(op.ok, min(MIN_BASELINE_REQUESTS, sealed))
@@ -185,7 +227,7 @@ def burst(ctx: Context, cast: Cast, kind: str, n: int, scale: int, details: dict
     details.setdefault("runs", []).append({"database": kind, "bidders": n, "sealed": sealed, "scale": scale,
                                            "budget_s": budget, "operation": op.summary(),
                                            "baseline": base.summary(), "receipts": check})
-    return _rows(kind, n, scale, op, base, check, budget, sealed)
+    return _rows(kind, n, scale, op, base, check, budget, sealed) + ([closing_row] if closing_row else [])
 
 
 def run(ctx: Context, details: dict[str, Any]) -> list[Row]:
