@@ -368,6 +368,7 @@ def attach(cli: click.Group) -> None:
     cli.add_command(release)
     cli.add_command(tick)
     __import__("bidding.supervision_cli", fromlist=["attach"]).attach(cli)  # ebid supervise scan
+    __import__("bidding.backup", fromlist=["attach"]).attach(cli)  # ebid backup DIR, ebid restore DIR
 
 
 __all__ = ["attach", "release", "tick", "verify_closing", "plan_releases", "ReleaseError"]
