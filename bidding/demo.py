@@ -36,10 +36,12 @@ listing), moved onto working days; closed tenders close the day before today; th
 and draft ones close weeks from now. The audit log therefore holds the whole history in
 order, and ``ebid audit check`` passes on it.
 
-Two runtime settings are widened while the story plays, and restored with the clock:
-the access-token lifetime (weeks of story time pass in seconds, so each party logs in
-once instead of once per step; every token is revoked by a logout at the end) — the
-password KDF dominates the seeding time as it is.
+One runtime setting is widened while the story plays, and restored with the clock: the
+access-token lifetime. Weeks of story time pass in seconds of real time, so each party
+logs in once rather than once per step (the password KDF already dominates the seeding
+time, and the login throttle counts real seconds); every token is revoked by a logout at
+the end. Each party speaks from its own client address, as bidders sharing one would
+rightly be flagged for collusion (B6).
 
 **Keys left behind.** Tenders that are not opened keep what their custodians need to
 open them later: ``<instance>/demo-keys/<username>/`` holds each custodian's signing key
@@ -112,8 +114,6 @@ STAFF = (
     ("bidder5", "bidder", "HNBYKJ", "彭志勇"),
     ("bidder6", "bidder", "QDHDBG", "蒋小兵"),
 )
-CONTRACTORS = ("bidder1", "bidder2", "bidder3")
-SUPPLIERS = ("bidder4", "bidder5", "bidder6")
 
 CIVIL, EQUIPMENT, COST = "A01", "B02", "C01"     # pool specialty groups
 # (id, name, specialties, employer, region, in the field since); account expertNN
@@ -134,18 +134,17 @@ COST_SEATS = 2                                       # economists on each commit
 
 # --------------------------------------------------------------------------- the projects
 
-CONSTRUCTION_SCORING = {"method": "comprehensive",
-                        "criteria": [{"id": "technical", "max_score": "30"},
-                                     {"id": "business", "max_score": "10"},
-                                     {"id": "price", "max_score": "60", "is_price": True}]}
-GOODS_SCORING = {"method": "comprehensive",
-                 "criteria": [{"id": "technical", "max_score": "40"},
-                              {"id": "business", "max_score": "20"},
-                              {"id": "price", "max_score": "40", "is_price": True}]}
-SERVICES_SCORING = {"method": "comprehensive",
-                    "criteria": [{"id": "service_plan", "max_score": "50"},
-                                 {"id": "qualifications", "max_score": "20"},
-                                 {"id": "price", "max_score": "30", "is_price": True}]}
+
+def _scoring(price: str, **criteria: str) -> dict[str, Any]:
+    """Comprehensive scoring (综合评分法): the named criteria and the price, their points."""
+    return {"method": "comprehensive",
+            "criteria": [*({"id": c, "max_score": points} for c, points in criteria.items()),
+                         {"id": "price", "max_score": price, "is_price": True}]}
+
+
+CONSTRUCTION_SCORING = _scoring("60", technical="30", business="10")
+GOODS_SCORING = _scoring("40", technical="40", business="20")
+SERVICES_SCORING = _scoring("30", service_plan="50", qualifications="20")
 LOWEST_PRICE = {"method": "lowest_evaluated_price"}
 
 
@@ -168,6 +167,7 @@ class Spec:
 
 def _works(key: str, title: str, estimate: str, security: str, method: dict[str, Any],
            bids: tuple[tuple[str, str, dict[str, str]], ...], **extra: Any) -> Spec:
+    """A works tender of the housing bureau (施工招标), its maximum price at the estimate."""
     return Spec(key, title, "construction", "open_tender", "works", "QDZJJ",
                 {"estimate": estimate, "max_price": estimate, "bid_security": security}, method, bids,
                 CIVIL, **extra)
@@ -175,6 +175,7 @@ def _works(key: str, title: str, estimate: str, security: str, method: dict[str,
 
 def _gp(key: str, title: str, category: str, budget: str, security: str, method: dict[str, Any],
         bids: tuple[tuple[str, str, dict[str, str]], ...], **extra: Any) -> Spec:
+    """An open GP tender of the education bureau, its maximum price at the budget."""
     return Spec(key, title, "gp", "open_tender", category, "QDJYJ",
                 {"budget": budget, "max_price": budget, "bid_security": security}, method, bids,
                 EQUIPMENT, **extra)
@@ -182,15 +183,18 @@ def _gp(key: str, title: str, category: str, budget: str, security: str, method:
 
 def _assets(key: str, title: str, value: str, security: str,
             bids: tuple[tuple[str, str, dict[str, str]], ...] = ()) -> Spec:
+    """A sealed single-bid transfer (一次报价) by the state-asset company, floor at appraisal."""
     return Spec(key, title, "assets", "sealed_bid", "property_rights", "QDGTGS",
                 {"appraisal_value": value, "floor_price": value, "bid_security": security}, None, bids)
 
 
 def _days(n: str) -> dict[str, str]:
+    """A works bid's declared construction period."""
     return {"duration_days": n}
 
 
 def _delivery(n: str) -> dict[str, str]:
+    """A goods bid's declared delivery and warranty."""
     return {"delivery_days": n, "warranty_years": "3"}
 
 
@@ -285,6 +289,7 @@ def _local(day: date, at: time) -> datetime:
 
 
 def _day(instant: datetime) -> date:
+    """The Asia/Shanghai date of ``instant``."""
     return instant.astimezone(SHANGHAI).date()
 
 
@@ -331,6 +336,8 @@ def documents_until(rules: Any, issued: datetime, deadline: datetime) -> datetim
 
 @dataclass(order=True)
 class Event:
+    """One step of the story: who does what is in ``run``; ``seq`` keeps planning order."""
+
     at: datetime
     seq: int
     label: str = field(compare=False)
@@ -363,6 +370,8 @@ class Story:
 
 @dataclass
 class Party:
+    """An account of the demo and the secret its owner would keep."""
+
     username: str
     password: str
     role: str
@@ -387,13 +396,20 @@ class Http:
             self.tokens[who] = data["access_token"]
         return self.tokens[who]
 
+    def address(self, who: str | None) -> str:
+        """Each party's own network address (documentation range, RFC 5737): bidders
+        sharing one would rightly look like collusion (B6)."""
+        names = list(self.parties)
+        return f"198.51.100.{names.index(who) + 10}" if who in self.parties else "192.0.2.1"
+
     def call(self, method: str, path: str, who: str | None = None, *, raw: bool = False,
              **kwargs: Any) -> Any:
         """Send one request; the ``data`` of the answer (or its bytes with ``raw``)."""
         headers = dict(kwargs.pop("headers", {}))
         if who is not None:
             headers["Authorization"] = f"Bearer {self.token(who)}"
-        resp = self.client.open(path, method=method, headers=headers, **kwargs)
+        resp = self.client.open(path, method=method, headers=headers,
+                                environ_base={"REMOTE_ADDR": self.address(who)}, **kwargs)
         if resp.status_code not in (200, 201, 204):
             raise DemoError(f"{method} {path} as {who or 'anonymous'}: HTTP {resp.status_code} "
                             f"{resp.get_data(as_text=True)[:800]}")
@@ -423,10 +439,12 @@ class Tender:
 
     @property
     def ref(self) -> str:
+        """The tender as the crypto layer names it."""
         return str(self.id)
 
     @property
     def base(self) -> str:
+        """The root of the tender's bidding endpoints."""
         return f"/api/v1/tenders/{self.id}"
 
     def bid(self, org: str) -> tuple[str, dict[str, str]]:
@@ -471,7 +489,7 @@ class Demo:
         today = _day(self.real_now)
         first = _working(self.calendar, _day(self.start))
         self.awarded(ROAD, _local(first, OFFICE), contract=True)
-        self.awarded(CLASSROOMS, _local(_working(self.calendar, first + timedelta(days=2)), OFFICE))
+        self.awarded(CLASSROOMS, _local(_working(self.calendar, first + timedelta(days=20)), OFFICE))
         self.awarded(WATER, _local(_working(self.calendar, first + timedelta(days=9)), OFFICE))
         closing_day = _local(_working(self.calendar, today - timedelta(days=1), -1), OPENING)
         for spec in (ESTATE, OFFICE_KIT, SHARES):
@@ -537,7 +555,7 @@ class Demo:
     def award_after_publicity(self, t: Tender, reported: datetime, contract: bool) -> None:
         """Construction: candidates publicised for the rule's period (E4), then the award,
         the written report to the supervisor (E6), the contract and every refund (B8)."""
-        start = reported + timedelta(hours=18)
+        start = _local(_day(reported) + timedelta(days=1), time(9, 0))
         rules = self.rules(t.spec)
         ends = rules.limits_for("publicity", start).at
         key = t.spec.key
@@ -588,6 +606,7 @@ class Demo:
         return self.signing[who]
 
     def credentials(self) -> list[tuple[str, str, str]]:
+        """``(username, password, role)`` of every account, for ``ebid serve`` to print."""
         return [(p.username, p.password, p.role) for p in self.parties.values()]
 
     # ----------------------------------------------------------------- filing and bidding
@@ -709,6 +728,7 @@ class Demo:
     # ----------------------------------------------------------------- evaluation and award
 
     def post(self, t: Tender, path: str, who: str, body: dict[str, Any] | None = None) -> Any:
+        """POST a JSON body to one of the tender's endpoints as ``who``."""
         return self.http.call("POST", f"{t.base}/{path}", who, json=body or {})
 
     def evaluate(self, t: Tender) -> None:
@@ -762,6 +782,7 @@ class Demo:
 
 
 def _private(path: Path, data: bytes) -> None:
+    """Write a secret file readable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
