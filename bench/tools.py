@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -60,13 +61,20 @@ def run_measured(args: Sequence[str], *, env: Mapping[str, str] | None = None, c
     try:
         with open(base / "out", "w+b") as out, open(base / "err", "w+b") as err:
             start = time.perf_counter()
+            # its own process group, so a timeout stops the measured child too, not only
+            # the wrapper around it
             proc = subprocess.Popen(wrapped, cwd=str(cwd or ROOT), env=full_env, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=err)
+                                    stdout=out, stderr=err, start_new_session=True)
             try:
                 proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            except BaseException:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
                 proc.wait()
+                if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
+                    raise
             wall = time.perf_counter() - start
             out.seek(0)
             err.seek(0)
