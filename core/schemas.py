@@ -54,8 +54,9 @@ class InstantField(fields.Field):
 def Identifier(**kwargs: Any) -> fields.String:
     """A protocol identifier (tender, lot, bidder, file)."""
     from marshmallow import validate
+    # Braces doubled: marshmallow formats the error text with str.format.
     return fields.String(validate=validate.Regexp(IDENT_RE, error="Identifier must match "
-                                                  "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"), **kwargs)
+                                                  "^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$"), **kwargs)
 
 
 class PageArgs(Schema):

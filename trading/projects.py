@@ -355,6 +355,11 @@ def publish_project(session: Session, actor: Actor, now: datetime, project_id: i
                            **({"provisional_limits": provisional} if provisional else {})})
     session.add(Notice(project_id=project.id, kind="tender", title=project.title,
                        body=project.description or project.title, published_at=now))
+    if rules.applies("D1"):
+        # PROTOCOL §8: the platform's draw commitment must precede the closing; making it at
+        # publication means nobody can forget it (imported here: expert_draw uses this module).
+        from trading.expert_draw import commit_platform
+        commit_platform(session, project, now, actor=actor)
     return project
 
 

@@ -116,9 +116,10 @@ def test_commitments_come_before_closing(bench, backend):
     bench.close(other)
     assert bench.commit_supervisor(other).get_json()["error"]["code"] == "commitment_too_late"
     assert bench.commit_platform(other).get_json()["error"]["code"] == "commitment_too_late"
+    # The platform committed at publication, so only the supervisor's commitment is missing.
     resp = bench.request(other)
-    assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "platform_commitment_missing"
-    assert bench.log_actions("draw.refused")[-1]["data"]["code"] == "platform_commitment_missing"
+    assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "supervisor_commitment_missing"
+    assert bench.log_actions("draw.refused")[-1]["data"]["code"] == "supervisor_commitment_missing"
 
 
 def test_committee_size_is_checked_against_d1(bench, backend):

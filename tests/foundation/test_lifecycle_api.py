@@ -98,7 +98,8 @@ def test_draft_published_bidding_closed_at_named_instants(client, clock, parties
         listed = client.get(f"/api/v1/projects?status={expected}").get_json()
         assert [p["id"] for p in listed["data"]] == [draft] and listed["meta"]["total"] == 1
     # Only the acts are logged; the timed steps need no job and leave no entries.
-    assert log_actions(app, draft) == ["project.created", "project.publish"]
+    # (Publication also commits the platform's secret for the expert draw, PROTOCOL §8.)
+    assert log_actions(app, draft) == ["project.created", "project.publish", "draw.committed"]
 
 
 def test_without_an_issue_date_bidding_opens_at_publication(client, parties, backend):
@@ -160,7 +161,8 @@ def test_cancel_a_draft_and_a_published_project_and_refuse_it_twice(client, part
     assert [n["kind"] for n in notices] == ["tender", "cancellation"] and notices[1]["body"] == "资金未落实"
     refused(client.post(f"/api/v1/projects/{other}/clarifications", headers=agent, json={"text": "x"}),
             "wrong_state")
-    assert log_actions(app, other) == ["project.created", "project.publish", "project.cancel"]
+    assert log_actions(app, other) == ["project.created", "project.publish", "draw.committed",
+                                     "project.cancel"]
 
 
 def test_supervisor_suspends_and_resumes_with_reasons(client, clock, parties, live, app, backend):
@@ -184,7 +186,8 @@ def test_supervisor_suspends_and_resumes_with_reasons(client, clock, parties, li
     assert resp.status_code == 200 and resp.get_json()["data"]["status"] == "published"
     clock.set(DOCUMENTS_FROM)
     assert status(client, live) == "bidding"
-    assert log_actions(app, live) == ["project.created", "project.publish", "project.suspend", "project.resume"]
+    assert log_actions(app, live) == ["project.created", "project.publish", "draw.committed",
+                                    "project.suspend", "project.resume"]
 
 
 def test_a_deadline_passed_during_a_suspension_must_be_rescheduled_to_resume(client, clock, parties, live, backend):
