@@ -233,7 +233,7 @@ SCHOOL = _works("school", "祁东县黄土铺镇中心小学教学楼新建工�
 CLINICS = _gp("clinics", "祁东县乡镇卫生院信息化建设采购项目", "goods", "2350000.00", "30000.00", GOODS_SCORING, ())
 VEHICLES = _assets("vehicles", "祁东县国投公司所属公务车辆一批（12台）转让", "468000.00", "46800.00")
 
-DOCUMENT = "招标文件.txt"
+DOCUMENTS = {"construction": "招标文件", "gp": "采购文件", "assets": "产权转让公告"}   # by domain
 
 
 class DemoError(RuntimeError):
@@ -254,6 +254,7 @@ def seed_demo(app: Any) -> list[tuple[str, str, str]]:
 
 
 def _seed(app: Any) -> list[tuple[str, str, str]]:
+    """Swap in the story's clock (and token lifetime), play the story, restore both."""
     if not _database_empty(app):
         return []
     runtime = app.extensions["ebid"]
@@ -266,6 +267,8 @@ def _seed(app: Any) -> list[tuple[str, str, str]]:
         demo = Demo(app, clock, real_now)
         demo.play()
         return demo.credentials()
+    except DemoError as exc:
+        raise DemoError(f"{exc}\nThe database now holds part of the demo: seed an empty one.") from None
     finally:
         runtime.clock = original
         runtime.config[TTL_SETTING] = ttl
@@ -351,6 +354,7 @@ class Story:
         self.events: list[Event] = []
 
     def at(self, when: datetime, label: str, run: Callable[[], None]) -> None:
+        """Plan ``run`` for the instant ``when``."""
         self.events.append(Event(when, len(self.events), label, run))
 
     def play(self, clock: FixedClock, before: datetime) -> None:
@@ -485,21 +489,21 @@ class Demo:
         self.keep_keys()
 
     def plan(self) -> None:
-        """Which project reaches which stage, and when it starts."""
+        """Which project reaches which stage, and when it starts: three awarded ones
+        early on, three closed yesterday, three open for bids, three drafts."""
         today = _day(self.real_now)
         first = _working(self.calendar, _day(self.start))
         self.awarded(ROAD, _local(first, OFFICE), contract=True)
         self.awarded(CLASSROOMS, _local(_working(self.calendar, first + timedelta(days=20)), OFFICE))
         self.awarded(WATER, _local(_working(self.calendar, first + timedelta(days=9)), OFFICE))
-        closing_day = _local(_working(self.calendar, today - timedelta(days=1), -1), OPENING)
+        yesterday = _working(self.calendar, today - timedelta(days=1), -1)   # the last working day
         for spec in (ESTATE, OFFICE_KIT, SHARES):
-            self.closed(spec, closing_day)
-        issue_day = _local(_working(self.calendar, today - timedelta(days=6), -1), OFFICE)
+            self.closed(spec, _local(yesterday, OPENING))
+        issued = _local(_working(self.calendar, yesterday - timedelta(days=5), -1), OFFICE)
         for spec in (SEWER, REPAIRS, BUILDING):
-            self.bidding(spec, issue_day)
-        draft_at = _local(_working(self.calendar, today - timedelta(days=1), -1), time(15, 0))
+            self.published(spec, issued, bid_day=yesterday)
         for spec in (SCHOOL, CLINICS, VEHICLES):
-            self.draft(spec, draft_at, _local(today + timedelta(days=7), OFFICE))
+            self.draft(spec, _local(yesterday, time(15, 0)), _local(today + timedelta(days=7), OFFICE))
 
     def rules(self, spec: Spec) -> Any:
         """The rules the platform will pin on ``spec`` at publication."""
@@ -507,14 +511,16 @@ class Demo:
         return self.app.extensions["ebid"].rulebook.for_project(spec.domain, spec.procedure, spec.category,
                                                                budget=money)
 
-    def published(self, spec: Spec, issued: datetime, deadline: datetime | None = None) -> Tender:
+    def published(self, spec: Spec, issued: datetime, deadline: datetime | None = None,
+                  bid_day: date | None = None) -> Tender:
         """Filed, with a document and a policy, then published at ``issued``; the
-        supervisor commits to the draw and the bidders bid on the next working day."""
+        supervisor commits to the draw and the bidders bid on ``bid_day`` (by default the
+        next working day)."""
         t = Tender(spec, issued, deadline or earliest_deadline(self.rules(spec), issued))
         self.tenders.append(t)
         self.story.at(issued - timedelta(hours=1), f"{spec.key}: filed", lambda: self.file(t))
         self.story.at(issued, f"{spec.key}: published", lambda: self.publish(t))
-        bid_day = _working(self.calendar, _day(issued) + timedelta(days=1))
+        bid_day = bid_day or _working(self.calendar, _day(issued) + timedelta(days=1))
         if spec.domain != "assets":
             self.story.at(_local(bid_day, time(9, 0)), f"{spec.key}: draw commitment", lambda: self.commit(t))
         for n, (who, price, declared) in enumerate(spec.bids):
@@ -524,13 +530,8 @@ class Demo:
 
     def draft(self, spec: Spec, at: datetime, issue: datetime) -> None:
         """A draft with its schedule (weeks ahead) and a tender document."""
-        rules = self.rules(spec)
-        t = Tender(spec, issue, earliest_deadline(rules, issue))
+        t = Tender(spec, issue, earliest_deadline(self.rules(spec), issue))
         self.story.at(at, f"{spec.key}: draft", lambda: self.file(t))
-
-    def bidding(self, spec: Spec, issued: datetime) -> None:
-        """Published, bids coming in; the deadline is weeks ahead."""
-        self.published(spec, issued)
 
     def closed(self, spec: Spec, deadline: datetime) -> None:
         """Bids sealed and in, the deadline passed, the closing list fixed; not opened."""
@@ -625,9 +626,10 @@ class Demo:
         if spec.method:
             body["evaluation_method"] = spec.method
         t.id = self.http.call("POST", "/api/v1/projects", "agent", json=body)["id"]
-        text = f"{spec.title}\n招标文件（示范）\n投标截止时间：{format_time(t.deadline)}\n".encode()
-        self.http.call("POST", f"/api/v1/projects/{t.id}/documents", "agent", query_string={"name": DOCUMENT},
-                       data=text, content_type="text/plain")
+        kind = DOCUMENTS[spec.domain]
+        text = f"{spec.title}\n{kind}（示范）\n投标截止时间：{format_time(t.deadline)}\n".encode()
+        self.http.call("POST", f"/api/v1/projects/{t.id}/documents", "agent",
+                       query_string={"name": f"{kind}.txt"}, data=text, content_type="text/plain")
 
     def publish(self, t: Tender) -> None:
         """The custodians' statements with fresh per-tender keys, the policy, publication."""

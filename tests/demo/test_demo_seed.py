@@ -62,10 +62,12 @@ def _projects(client: Any, headers: dict[str, str] | None = None, **filters: str
 
 
 def test_the_demo_seeds_every_role_and_every_stage_through_the_api_once(app, backend, clock):
-    original = app.extensions["ebid"].clock
+    runtime = app.extensions["ebid"]
+    original, ttl = runtime.clock, runtime.config["EBID_TOKEN_TTL_SECONDS"]
     seeded = seed_demo(app)
 
-    assert app.extensions["ebid"].clock is original is clock
+    assert runtime.clock is original is clock
+    assert runtime.config["EBID_TOKEN_TTL_SECONDS"] == ttl
     assert {role for _, _, role in seeded} == {r.value for r in Role}
     assert len({u for u, _, _ in seeded}) == len(seeded)
     assert all(len(password) >= 16 for _, password, _ in seeded)
