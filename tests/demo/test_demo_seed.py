@@ -102,6 +102,14 @@ def test_the_demo_seeds_every_role_and_every_stage_through_the_api_once(app, bac
         assert len(record["bids"]) >= 3 and all(b["status"] == "opened" for b in record["bids"])
         assert client.get(f"/api/v1/tenders/{p['id']}/award").get_json()["data"]["notices"]
 
+    # the history kept the rules and the clock: nothing late in the finished tenders, and
+    # no collusion indicators (each bidder its own address, key and paying account)
+    finished = {p["id"] for p in by_status["awarded"] + by_status["contracted"]}
+    cards = client.get("/api/v1/supervision/cards", query_string={"per_page": 100},
+                       headers=_token(client, seeded, "supervisor")).get_json()["data"]
+    assert [c for c in cards if c["project"] in finished and c["severity"] == "red"] == []
+    assert [c for c in cards if c["rule"] == "B6"] == []
+
     # the log holds the whole history from the first organisation, and verifies
     assert _first_action(app) == "organisation.created"
     assert _storage_ok(app)
