@@ -32,14 +32,14 @@ from bench.tools import ebid
 ORIGIN = "ebid.local/log"
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
 APPENDS = {"quick": 100, "full": 1000}
-APPEND_BUDGET_S = {"quick": 3.0, "full": 15.0}
+APPEND_BUDGET_S = {"quick": 3.0, "full": 10.0}
 # The default size is a log of 10^5 entries (quick: 10^3); the full run adds 10x (10^6) and
 # the 0.1x point for the curve, --scale 100 adds 10^7. Proofs and appends are measured at
 # each size; the verifier at 1x and 10x (quick: 1x only).
 DEFAULT_SIZE = {"quick": 10**3, "full": 10**5}
 VERIFY_MAX = 10**6   # `ebid audit verify` of 10^7 entries would take most of an hour
 PROOF_SAMPLES = {"quick": 100, "full": 400}
-PROOF_BUDGET_S = {"quick": 1.0, "full": 4.0}   # per kind and size
+PROOF_BUDGET_S = {"quick": 1.0, "full": 3.0}   # per kind and size
 
 
 # --------------------------------------------------------------------------- entries

@@ -42,9 +42,9 @@ GOAL_RATIO = 0.5
 # how many of its N bidders got a receipt by then. Only as many bids are sealed as the
 # best rate seen so far could submit within the budget (sealing is setup, ~5 ms a bid).
 BUDGET_S = {"quick": 60.0, "full": 200.0}
-SCALED_BUDGET_S = 45.0
+SCALED_BUDGET_S = 40.0
 MIN_BASELINE_REQUESTS = 100
-CLOSING_BUDGET_S = {"quick": 20.0, "full": 30.0}
+CLOSING_BUDGET_S = {"quick": 20.0, "full": 20.0}
 
 
 def _budget(ctx: Context, scale: int) -> float:

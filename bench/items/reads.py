@@ -20,8 +20,8 @@ from bench.platform import Platform, require_platform
 from bench.sealkit import Cast
 from bench.servers import BASELINE_APP, Server
 
-PROJECTS = {"quick": 10, "full": 30}
-DURATION = {"quick": 3.0, "full": 6.0}
+PROJECTS = {"quick": 10, "full": 20}
+DURATION = {"quick": 3.0, "full": 5.0}
 WARMUP = {"quick": 0.5, "full": 1.0}
 CONCURRENCY = 16
 
