@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import combinations
 from typing import Any
 
 import sqlalchemy as sa
@@ -269,8 +268,10 @@ def record_indicators(session: Session, project: Project, now: datetime) -> list
     """Find related or colluding bidders on each lot among the live bids (RULES B6).
 
     Done at closing, not at submission: refusing a bid because another exists would tell
-    its bidder about that other bid before the deadline (A6). Each indicator is logged as
-    a hidden entry whose detail supervisors read.
+    its bidder about that other bid before the deadline (A6). Bidders are grouped by what
+    they share (a legal representative, a controller, a paying account, an address, a
+    file), in O(bids) per lot; each group of two or more is one indicator, logged as a
+    hidden entry whose detail supervisors read.
     """
     live = live_submissions(session, project.id)
     orgs = {o.id: o for o in session.execute(sa.select(Organisation).where(
@@ -279,12 +280,12 @@ def record_indicators(session: Session, project: Project, now: datetime) -> list
     found: list[CollusionIndicator] = []
     for lot in sorted({s.lot_code for s in live}):
         subs = [s for s in live if s.lot_code == lot]
-        bidders = sorted({s.bidder_org_id for s in subs})
-        for a, b in combinations(bidders, 2):
-            for kind, detail in _pair_indicators(orgs[a], orgs[b], subs, securities, lot):
-                found.append(CollusionIndicator(project_id=project.id, lot_code=lot, kind=kind,
-                                                bidders=sorted([orgs[a].code, orgs[b].code]),
-                                                detail=detail, found_at=now))
+        bidders = {s.bidder_org_id for s in subs}
+        lot_securities = [x for x in securities if x.lot_code == lot and x.bidder_org_id in bidders]
+        for kind, members in _shared_groups(orgs, bidders, subs, lot_securities):
+            found.append(CollusionIndicator(project_id=project.id, lot_code=lot, kind=kind,
+                                            bidders=sorted(orgs[m].code for m in members),
+                                            detail={}, found_at=now))
     for indicator in found:
         appended = log.append(session, now=now, actor=SYSTEM_ACTOR, action="bid.collusion_indicator",
                               subject=f"project:{project.id}", hidden=True,
@@ -297,27 +298,34 @@ def record_indicators(session: Session, project: Project, now: datetime) -> list
     return found
 
 
-def _pair_indicators(a: Organisation, b: Organisation, subs: list[Submission],
-                     securities: list[BidSecurity], lot: str) -> list[tuple[str, dict[str, Any]]]:
-    result: list[tuple[str, dict[str, Any]]] = []
-    if a.legal_representative and a.legal_representative == b.legal_representative:
-        result.append(("same_legal_representative", {}))
-    if (a.controlled_by_id == b.id or b.controlled_by_id == a.id
-            or (a.controlled_by_id is not None and a.controlled_by_id == b.controlled_by_id)):
-        result.append(("control_relationship", {}))
-    accounts_a = {s.payer_account for s in securities if s.bidder_org_id == a.id and s.lot_code == lot}
-    accounts_b = {s.payer_account for s in securities if s.bidder_org_id == b.id and s.lot_code == lot}
-    if accounts_a & accounts_b:
-        result.append(("same_payer_account", {}))
-    addresses_a = {s.client_address for s in subs if s.bidder_org_id == a.id and s.client_address}
-    addresses_b = {s.client_address for s in subs if s.bidder_org_id == b.id and s.client_address}
-    if addresses_a & addresses_b:
-        result.append(("same_client_address", {}))
-    files_a = {s.ciphertext_sha256 for s in subs if s.bidder_org_id == a.id}
-    files_b = {s.ciphertext_sha256 for s in subs if s.bidder_org_id == b.id}
-    if files_a & files_b:
-        result.append(("identical_file", {}))
-    return result
+def _shared_groups(orgs: dict[int, Organisation], bidders: set[int], subs: list[Submission],
+                   securities: list[BidSecurity]) -> list[tuple[str, frozenset[int]]]:
+    """Each (kind, bidders) group of two or more bidders sharing one value, without repeats."""
+    keyed: dict[tuple[str, Any], set[int]] = {}
+
+    def add(kind: str, value: Any, bidder: int) -> None:
+        if value is not None and value != "":
+            keyed.setdefault((kind, value), set()).add(bidder)
+
+    for bidder in bidders:
+        org = orgs[bidder]
+        add("same_legal_representative", org.legal_representative, bidder)
+        # A controller groups with what it controls, and siblings under one controller group.
+        add("control_relationship", org.id, bidder)
+        add("control_relationship", org.controlled_by_id, bidder)
+    for sub in subs:
+        add("same_client_address", sub.client_address, sub.bidder_org_id)
+        add("identical_file", sub.ciphertext_sha256, sub.bidder_org_id)
+    for security in securities:
+        add("same_payer_account", security.payer_account, security.bidder_org_id)
+    groups: list[tuple[str, frozenset[int]]] = []
+    seen: set[tuple[str, frozenset[int]]] = set()
+    for (kind, _value), members in sorted(keyed.items(), key=lambda item: (item[0][0], sorted(item[1]))):
+        group = (kind, frozenset(members))
+        if len(members) >= 2 and group not in seen:
+            seen.add(group)
+            groups.append(group)
+    return groups
 
 
 __all__ = ["LogSigner", "lock_tender", "ensure_closed", "close_due", "closing_of", "is_closed",
