@@ -67,7 +67,7 @@ from core.db import db
 from crypto import keys, sealed, shamir, shares
 from crypto.bidform import BID_FORM_NAME, pad_bid_form
 from crypto.canonical import b64encode, canonical_json, format_time
-from crypto.manifest import make_manifest, manifest_sha256
+from crypto.manifest import make_manifest
 from crypto.policy import header_custodians, make_statement, parse_policy, seal_targets
 from crypto.signing import MANIFEST, RELEASE, sign_object
 from trading.calendar import SHANGHAI
@@ -657,12 +657,12 @@ class Demo:
             self.http.call("POST", f"{t.base}/securities", who,
                            json={"lot": LOT, "amount": t.spec.money["bid_security"],
                                  "payer_account": f"6217{zlib.crc32(org.encode()):012d}"})
-        envelope, ebid, digest = self.seal(t, who, price, declared)
+        envelope, ebid = self.seal(t, who, price, declared)
         started = self.http.call("POST", f"{t.base}/submissions", who, data=canonical_json(envelope),
                                  content_type="application/json")
         self.http.call("PUT", started["upload"], who, data=ebid, content_type="application/octet-stream")
 
-    def seal(self, t: Tender, who: str, price: str, declared: dict[str, str]) -> tuple[dict, bytes, str]:
+    def seal(self, t: Tender, who: str, price: str, declared: dict[str, str]) -> tuple[dict, bytes]:
         """A sealed bid-form.json, its shares sealed to the custodians, the signed manifest."""
         org = self.parties[who].org
         policy = parse_policy(t.policy_bytes)
@@ -681,7 +681,7 @@ class Demo:
                                  result.ciphertext_sha256, result.size, result.commitment, sealed_shares,
                                  os.urandom(16))
         envelope = sign_object("manifest", manifest, self.signing_key(who), MANIFEST)
-        return envelope, out.getvalue(), manifest_sha256(manifest)
+        return envelope, out.getvalue()
 
     # ----------------------------------------------------------------- closing and opening
 
