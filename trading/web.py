@@ -28,6 +28,9 @@ def current_actor(optional: bool = False) -> Actor:
                                          runtime().keys.secret_key)
     g._ebid_claims = claims
     g._ebid_actor = accounts.actor_for(user, request.remote_addr)
+    # End the token check's read transaction at once: on SQLite every transaction holds
+    # the write lock from BEGIN IMMEDIATE, and the request's own work starts its own.
+    db.session.rollback()
     return g._ebid_actor
 
 
