@@ -492,6 +492,9 @@ def restore_backup(directory: Path, settings: dict[str, Any]) -> dict[str, Any]:
 def backup(directory: Path) -> None:
     from core.cli_support import with_app
 
+    if directory.exists() and any(directory.iterdir()):  # before the app starts: fail fast
+        raise BackupError(f"{directory} is not empty: a backup goes into a new folder")
+
     @with_app
     def run() -> dict[str, Any]:
         return make_backup(directory)

@@ -1,7 +1,7 @@
 """Crash safety (issue 7.1, PROTOCOL §5 "an acknowledged bid is never lost", RULES B3, H1).
 
 A real gunicorn (the ``ebid serve`` worker settings: 2 gthread workers of 4 threads) on
-the test database; six bidder client processes seal ten files each and submit them over
+the test database; four bidder client processes seal fifteen files each and submit them over
 real sockets all at once. Mid-burst the test either SIGKILLs gunicorn workers (real
 signals to real processes, found as the master's children in /proc) or crashes the whole
 server (SIGKILL master and workers) and starts it again on the same port. Clients retry
@@ -31,8 +31,8 @@ from tests.reliability.reliability_kit import (Server, audit_check, blob_sha256,
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-BIDDERS = 6
-PER_BIDDER = 10          # 60 bids in all
+BIDDERS = 4
+PER_BIDDER = 15          # 60 bids in all
 BUDGET_S = 45            # each client gives up retrying after this long
 
 
