@@ -207,3 +207,33 @@ def test_a_backup_that_does_not_match_its_manifest_is_refused(own_app: Any, cloc
     refused = ebid_cli(cli_env(empty_database, target, clock), "restore", str(backup_dir))
     assert refused.returncode == 1 and "corrupt" in refused.stderr, refused.stderr
     assert not (target / "keys").exists() and not (target / "blobs").exists()
+
+
+def test_a_sqlite_backup_restores_into_postgresql(own_app: Any, clock: Any, database_url: str, backend: str,
+                                                  tmp_path: Path) -> None:
+    """The portable format moves a platform from the embedded database to PostgreSQL."""
+    if backend != "sqlite" or not PG_URL:
+        pytest.skip("needs a SQLite source and EBID_TEST_DATABASE_URL for the PostgreSQL target")
+    bench = Bench(World(own_app, own_app.test_client()), clock)
+    receipts, _ = build_history(bench)
+    backup_dir = tmp_path / "backup"
+    assert ebid_cli(cli_env(database_url, Path(own_app.instance_path), clock), "backup",
+                    str(backup_dir)).returncode == 0
+    name = f"ebid_restore_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    target_url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        env = cli_env(target_url, tmp_path / "pg-instance", clock)
+        done = ebid_cli(env, "restore", str(backup_dir))
+        assert done.returncode == 0, (done.stdout, done.stderr)
+        assert table_counts(target_url) == table_counts(database_url)
+        assert submissions(target_url) == submissions(database_url)
+        assert {r["receipt"]["receipt"] for r in receipts} <= set(submissions(target_url))
+        check = ebid_cli(env, "audit", "check")
+        assert check.returncode == 0 and check.stdout.startswith("ok:"), (check.stdout, check.stderr)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
