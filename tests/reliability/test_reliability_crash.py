@@ -15,9 +15,7 @@ retried got the original receipt; every file was eventually accepted; ``ebid aud
 """
 from __future__ import annotations
 
-import os
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +95,8 @@ def _burst(database_url: str, tmp_path: Path, fault: str) -> dict[str, Any]:
     # no bid stored twice: one row and one log entry per manifest, nonces unique
     assert set(stored) == {b["manifest_sha256"] for b in bids}
     assert len({r["nonce"] for r in stored.values()}) == len(stored)
-    submitted = Counter(e["data"].get("manifest_sha256") for e in log_entries(database_url)
-                        if e["action"] == "bid.submitted")
-    assert sum(submitted.values()) == len(stored)  # hidden entries: counted, not read
+    submitted = sum(1 for e in log_entries(database_url) if e["action"] == "bid.submitted")
+    assert submitted == len(stored)  # hidden entries (the tender is open): counted, not read
     assert sorted(r["log_index"] for r in stored.values()) == sorted(set(r["log_index"] for r in stored.values()))
     # clients that retried got the original receipt; the deliberate retry too
     retried = [b for b in bids if b["attempts"] > 1]

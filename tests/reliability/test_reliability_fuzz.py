@@ -12,7 +12,6 @@ files, hash and size mismatches (tests/bidding/test_submission.py).
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
