@@ -26,8 +26,6 @@ from tests.bidding.helpers import Bench
 from tests.conftest import T0
 from tests.reliability.reliability_kit import Server, http, login, seed_tender, server_env
 
-schemathesis = pytest.importorskip("schemathesis")
-
 EXAMPLES_PER_OPERATION = 5   # x ~100 operations: about 500 requests, well under a minute
 FUZZ_BUDGET_S = 150          # the whole fuzzing test stops generating after this long
 ROLES = ("admin", "agent", "tenderee", "supervisor", "bidder", "expert", "custodian")
@@ -45,6 +43,7 @@ def test_fuzzing_every_operation_gives_no_server_error_and_conforms(app: Any, wo
                                                                     caplog: Any) -> None:
     if backend != "sqlite":
         pytest.skip("the fuzzing budget is spent on SQLite only")
+    schemathesis = pytest.importorskip("schemathesis")  # the other tests here run without it
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
     from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
