@@ -50,6 +50,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_config(config)
     app = Flask(__name__, instance_path=settings["EBID_INSTANCE_PATH"], static_folder=None)
     app.json = web.StrictJSONProvider(app)
+    # Ids in paths are database integers: larger ones are simply not found (not a 500).
+    app.url_map.converters["int"] = web.BoundedIntConverter
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     # Keys normally exist already (`ebid serve` creates them before gunicorn forks);
     # creating them here is safe because creation is exclusive per file.
@@ -84,6 +86,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # and the platform's one error shape must win.
     web.register_error_handlers(app)
     _install_schema_guard(app)
+    _install_client_timeout(app)
     _install_security_headers(app)
     return app
 
@@ -167,6 +170,19 @@ def _install_schema_guard(app: Flask) -> None:
         raise ServiceUnavailable("Database not migrated: run `ebid db upgrade`",
                                  code="database_not_migrated",
                                  message_zh="数据库尚未迁移：请运行 `ebid db upgrade`")
+
+
+def _install_client_timeout(app: Flask) -> None:
+    """Bound how long a client may stall while sending its body: gunicorn's --timeout does
+    not cover a gthread worker thread reading a request, so a few stalled clients could
+    hold every thread. A receive timeout on the socket turns a stall into an error."""
+    timeout = app.config["EBID"]["EBID_CLIENT_TIMEOUT_SECONDS"]
+
+    @app.before_request
+    def _bound_reads() -> None:
+        sock = request.environ.get("gunicorn.socket")
+        if sock is not None and timeout:
+            sock.settimeout(timeout)
 
 
 def _install_security_headers(app: Flask) -> None:

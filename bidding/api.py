@@ -7,6 +7,9 @@ the refused one rolled back (:func:`refusals_logged`), hidden while the tender i
 """
 from __future__ import annotations
 
+import socket
+import threading
+
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -174,15 +177,44 @@ def _json_body() -> Any:
 
 
 def _body_chunks() -> Iterator[bytes]:
-    """The request body in chunks, straight from the socket (never read whole)."""
+    """The request body in chunks, straight from the socket (never read whole).
+
+    A client that stalls is cut off by the socket's receive timeout (wsgi.py); one that
+    trickles its body would still hold a worker thread, so the upload gets a budget of the
+    client timeout plus its length at ``EBID_MIN_UPLOAD_BYTES_PER_SECOND``, after which a
+    timer shuts the socket for reading. (That budget runs on the monotonic clock: it is not
+    a deadline of the procedure, which only the injected clock decides.)
+    """
+    config = runtime().config
+    sock = request.environ.get("gunicorn.socket")
+    budget = config["EBID_CLIENT_TIMEOUT_SECONDS"] + (request.content_length or 0) / max(
+        1, config["EBID_MIN_UPLOAD_BYTES_PER_SECOND"])
+    cut = threading.Event()
+
+    def cut_off() -> None:
+        cut.set()
+        try:
+            sock.shutdown(socket.SHUT_RD)  # the blocked read returns: the upload ends short
+        except OSError:
+            pass
+
+    timer = threading.Timer(budget, cut_off) if sock is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
     try:
-        stream = request.stream
-        yield from read_chunks(stream, CHUNK)  # type: ignore[arg-type]
-    except RequestEntityTooLarge:
-        raise too_large(request.max_content_length or 0) from None
-    except ClientDisconnected:
+        yield from read_chunks(request.stream, CHUNK)  # type: ignore[arg-type]
+    except (ClientDisconnected, TimeoutError):
+        if cut.is_set():
+            raise AppError("The upload was too slow", code="upload_too_slow", status=408,
+                           message_zh="上传速度过慢，连接已断开") from None
         raise BadRequest("The upload ended before its last byte", code="upload_incomplete",
                          message_zh="上传未完成即中断") from None
+    except RequestEntityTooLarge:
+        raise too_large(request.max_content_length or 0) from None
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 def _signed(receipt: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,8 @@ _ENV: dict[str, tuple[Any, Any]] = {
     "EBID_LOGIN_RATE_LIMIT": ("10 per minute", str),
     "EBID_LOGIN_ADDRESS_RATE_LIMIT": ("300 per minute", str),
     "EBID_CHECKPOINT_EVERY": (1, int),
+    "EBID_CLIENT_TIMEOUT_SECONDS": (30, int),
+    "EBID_MIN_UPLOAD_BYTES_PER_SECOND": (65536, int),
 }
 
 

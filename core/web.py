@@ -16,6 +16,7 @@ from flask.json.provider import DefaultJSONProvider
 from marshmallow import ValidationError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from core.errors import AppError, BadRequest, PayloadTooLarge, ValidationFailed
 
@@ -53,6 +54,14 @@ def strict_json_loads(data: str | bytes) -> Any:
         raise ValueError(f"{name} is not allowed")
     return json.loads(data, object_pairs_hook=_reject_duplicates, parse_float=Decimal,
                       parse_constant=bad_constant)
+
+
+class BoundedIntConverter(IntegerConverter):
+    """``<int:…>`` path parts that fit a database integer; larger ones match no route."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2 ** 31 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 class StrictJSONProvider(DefaultJSONProvider):
@@ -162,8 +171,24 @@ def register_error_handlers(app: Flask) -> None:
         headers.pop("Content-Type", None)
         return error_response(code, en if language() == "en" else zh, status, headers=headers)
 
+    @app.errorhandler(TimeoutError)
+    def _client_timeout(exc: TimeoutError) -> Response:
+        # The socket's receive timeout (wsgi.py): the client stopped sending its request.
+        return error_response("client_timeout", "The client stopped sending" if language() == "en"
+                              else "客户端停止发送数据", 408)
+
+    @app.errorhandler(OverflowError)
+    def _overflow(exc: OverflowError) -> Response:
+        # A number too large for the database (SQLite raises OverflowError on bind).
+        return error_response("value_out_of_range",
+                              "A number is out of range" if language() == "en" else "数值超出范围", 422)
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        from sqlalchemy.exc import DataError
+        if isinstance(exc, DataError):  # PostgreSQL: numeric value out of range, and the like
+            return error_response("value_out_of_range",
+                                  "A value is out of range" if language() == "en" else "数值超出范围", 422)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response("internal_error",
                               "Internal error" if language() == "en" else "服务器内部错误", 500)

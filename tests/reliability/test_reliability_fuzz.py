@@ -231,7 +231,8 @@ def small_server(backend: str, database_url: str, tmp_path: Path) -> Any:
     clock = FileClock(tmp_path / "clock")
     clock.set(T0)
     seeded = seed_tender(database_url, tmp_path / "instance", clock, bidders=1)
-    env = server_env(database_url, tmp_path / "instance", clock, EBID_MAX_UPLOAD_BYTES=str(64 * 1024))
+    env = server_env(database_url, tmp_path / "instance", clock, EBID_MAX_UPLOAD_BYTES=str(64 * 1024),
+                     EBID_CLIENT_TIMEOUT_SECONDS="1")
     server = Server(env, tmp_path, timeout=3).start()
     try:
         yield server, seeded, tmp_path
