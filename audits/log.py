@@ -47,9 +47,12 @@ class DbNodeReader:
         found: dict[tuple[int, int], bytes] = {}
         for chunk_start in range(0, len(keys), 200):
             chunk = keys[chunk_start:chunk_start + 200]
+            # OR of (level = ? AND index = ?) pairs: SQLite answers a row-value IN list with
+            # a full scan, which made every proof linear in the size of the log.
             rows = self.session.execute(
                 sa.select(LogNode.level, LogNode.index, LogNode.hash)
-                .where(sa.tuple_(LogNode.level, LogNode.index).in_(chunk))
+                .where(sa.or_(*(sa.and_(LogNode.level == level, LogNode.index == index)
+                                for level, index in chunk)))
             ).all()
             found.update({(level, index): bytes(h) for level, index, h in rows})
         missing = [k for k in keys if k not in found]
