@@ -97,3 +97,24 @@ def test_brute_force_login_is_throttled_per_account_and_per_address(database_url
     assert codes[:5] == [401] * 5 and codes[5] == 429
     resp = client.post("/api/v1/auth/token", json={"username": "victim1", "password": "x"})
     assert resp.get_json()["error"]["code"] == "login_throttled"
+
+
+def test_login_throttle_shares_its_counts_through_redis():
+    """With EBID_REDIS_URL every worker and host counts together: two throttles on one
+    Redis see each other's attempts (.ci/run provides EBID_TEST_REDIS_URL)."""
+    import os
+    import uuid
+
+    import pytest
+    from core.errors import TooManyRequests
+    from core.ratelimit import LoginThrottle
+    url = os.environ.get("EBID_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("EBID_TEST_REDIS_URL not set: the Redis-backed throttle is tested in CI")
+    worker_a = LoginThrottle("2 per minute", "100 per minute", url)
+    worker_b = LoginThrottle("2 per minute", "100 per minute", url)
+    account = f"acct-{uuid.uuid4().hex}"
+    worker_a.hit(account, None)
+    worker_b.hit(account, None)
+    with pytest.raises(TooManyRequests):
+        worker_a.hit(account, None)
