@@ -7,6 +7,7 @@ CREATE DATABASE ... TEMPLATE on PostgreSQL.
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 import os
 import shutil
 import uuid
@@ -62,6 +63,22 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 _counter = itertools.count()
 
 
+@contextmanager
+def _pg_database(name: str, template: str | None = None) -> Iterator[str]:
+    """Create a PostgreSQL database (from ``template`` if given), yield its URL, drop it."""
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    create = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(create))
+        yield sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str | None]:
     if not PG_URL:
@@ -69,16 +86,10 @@ def pg_template() -> Iterator[str | None]:
         return
     from core.migrate import upgrade
     name = f"ebid_tpl_{os.getpid()}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield name
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with _pg_database(name) as url:
+        upgrade(url)
+        sa.create_engine(url).dispose()
+        yield name
 
 
 @pytest.fixture(scope="session")
@@ -91,14 +102,8 @@ def pg_session_db(pg_template: str | None) -> Iterator[str | None]:
     if not pg_template:
         yield None
         return
-    name = f"ebid_s_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    yield sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with _pg_database(f"ebid_s_{os.getpid()}_{uuid.uuid4().hex[:6]}", pg_template) as url:
+        yield url
 
 
 def _clean_postgres(url: str) -> None:
@@ -157,14 +162,8 @@ def database_url(request: pytest.FixtureRequest, backend: str, sqlite_template: 
         _clean_postgres(pg_session_db)
         yield pg_session_db
         return
-    name = f"ebid_t_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    yield sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with _pg_database(f"ebid_t_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}", pg_template) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
